@@ -1,0 +1,52 @@
+/*
+ * cmd.h - shared setup for subcommands (the only layer that prints or exits)
+ */
+#ifndef PV_CMD_CMD_H
+#define PV_CMD_CMD_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "common/err.h"
+#include "common/exitcode.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "repo/repo.h"
+
+typedef struct pv_cmd_ctx
+{
+	pv_config	cfg;
+	const char *config_path;	/* -c, $PGVAULT_CONFIG, or the default */
+	bool		config_explicit;	/* a missing explicit file is an error */
+	int			verbose;		/* count of -v */
+	bool		quiet;
+} pv_cmd_ctx;
+
+typedef int (*pv_cmd_fn) (pv_cmd_ctx *ctx, int argc, char **argv);
+
+/* Report err (error, detail, hint lines) and return its exit code. */
+extern int	pv_cmd_fail(const pv_err *err);
+
+/* Report a usage problem of a command and return PV_EXIT_USAGE. */
+extern int	pv_cmd_usage_error(const char *cmd, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Parse the command's options with getopt_long; on an unknown option or a
+ * missing argument reports it and returns '?'. Wraps opterr/optind handling.
+ */
+extern int	pv_cmd_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+						  const struct option *longopts);
+
+/* Open the configured repository; unlock it too when asked. Returns an exit code. */
+extern int	pv_cmd_open_repo(pv_cmd_ctx *ctx, bool unlock, pv_repo **repo);
+
+/* Subcommands. */
+extern int	cmd_init(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_key(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_info(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_repo_ls(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_repo_get(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_repo_put(pv_cmd_ctx *ctx, int argc, char **argv);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * test_common.c - err, parse, mem and fsutil
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/exitcode.h"
+#include "common/fsutil.h"
+#include "common/mem.h"
+#include "common/parse.h"
+#include "suites.h"
+#include "testutil.h"
+
+START_TEST(test_err_exit_codes)
+{
+	pv_err		err;
+
+	pv_err_clear(&err);
+	ck_assert_int_eq(pv_err_exit_code(&err), PV_EXIT_OK);
+	ck_assert_int_eq(pv_err_set(&err, PV_E_PRECOND, 0, "gap at %s", "X"), -1);
+	ck_assert_str_eq(err.msg, "gap at X");
+	ck_assert_int_eq(pv_err_exit_code(&err), PV_EXIT_PRECOND);
+	pv_err_set(&err, PV_E_LOCKED, 0, "x");
+	ck_assert_int_eq(pv_err_exit_code(&err), PV_EXIT_LOCKED);
+	pv_err_set(&err, PV_E_CORRUPT, 0, "x");
+	ck_assert_int_eq(pv_err_exit_code(&err), PV_EXIT_VERIFY);
+	pv_err_set(&err, PV_E_USAGE, 0, "x");
+	ck_assert_int_eq(pv_err_exit_code(&err), PV_EXIT_USAGE);
+	pv_err_set(&err, PV_E_NOTFOUND, ENOENT, "could not open \"%s\"", "/x");
+	ck_assert_str_eq(err.msg, "could not open \"/x\": No such file or directory");
+	ck_assert_int_eq(pv_err_exit_code(&err), PV_EXIT_ERROR);
+	pv_err_prefix(&err, "while doing %d", 7);
+	ck_assert_str_eq(err.msg, "while doing 7: could not open \"/x\": No such file or directory");
+	pv_err_hint(&err, "try %s", "y");
+	ck_assert_str_eq(err.hint, "try y");
+}
+END_TEST
+
+START_TEST(test_parse_size)
+{
+	pv_err		err;
+	uint64_t	v;
+
+	ck_assert_int_eq(pv_parse_size("16MiB", &v, &err), 0);
+	ck_assert_uint_eq(v, 16u << 20);
+	ck_assert_int_eq(pv_parse_size("1 GiB", &v, &err), 0);
+	ck_assert_uint_eq(v, 1u << 30);
+	ck_assert_int_eq(pv_parse_size("512k", &v, &err), 0);
+	ck_assert_uint_eq(v, 512u << 10);
+	ck_assert_int_eq(pv_parse_size("42", &v, &err), 0);
+	ck_assert_uint_eq(v, 42);
+	ck_assert_int_eq(pv_parse_size("16 MB", &v, &err), 0);
+	ck_assert_uint_eq(v, 16u << 20);
+	ck_assert_int_eq(pv_parse_size("16XB", &v, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "unknown unit \"XB\""));
+	ck_assert_int_eq(pv_parse_size("-1MiB", &v, &err), -1);
+	ck_assert_int_eq(pv_parse_size("", &v, &err), -1);
+	ck_assert_int_eq(pv_parse_size("99999999999TiB", &v, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "too large"));
+}
+END_TEST
+
+START_TEST(test_parse_duration)
+{
+	pv_err		err;
+	uint64_t	v;
+
+	ck_assert_int_eq(pv_parse_duration_ms("14d", &v, &err), 0);
+	ck_assert_uint_eq(v, 14ULL * 86400000);
+	ck_assert_int_eq(pv_parse_duration_ms("36h", &v, &err), 0);
+	ck_assert_uint_eq(v, 36ULL * 3600000);
+	ck_assert_int_eq(pv_parse_duration_ms("500ms", &v, &err), 0);
+	ck_assert_uint_eq(v, 500);
+	ck_assert_int_eq(pv_parse_duration_ms("30", &v, &err), 0);
+	ck_assert_uint_eq(v, 30000);
+	ck_assert_int_eq(pv_parse_duration_ms("2w", &v, &err), 0);
+	ck_assert_uint_eq(v, 14ULL * 86400000);
+	ck_assert_int_eq(pv_parse_duration_ms("14 days", &v, &err), -1);
+	ck_assert_int_eq(pv_parse_duration_ms("d", &v, &err), -1);
+}
+END_TEST
+
+START_TEST(test_parse_bool_int_hex)
+{
+	pv_err		err;
+	bool		b;
+	int64_t		i;
+	uint8_t		bytes[3] = {0x00, 0xab, 0xff};
+	uint8_t		back[3];
+	char		hex[7];
+
+	ck_assert_int_eq(pv_parse_bool("ON", &b, &err), 0);
+	ck_assert(b);
+	ck_assert_int_eq(pv_parse_bool("off", &b, &err), 0);
+	ck_assert(!b);
+	ck_assert_int_eq(pv_parse_bool("maybe", &b, &err), -1);
+	ck_assert_int_eq(pv_parse_int("12", 1, 64, &i, &err), 0);
+	ck_assert_int_eq(i, 12);
+	ck_assert_int_eq(pv_parse_int("65", 1, 64, &i, &err), -1);
+	ck_assert_int_eq(pv_parse_int("3x", 1, 64, &i, &err), -1);
+	pv_hex_encode(bytes, 3, hex);
+	ck_assert_str_eq(hex, "00abff");
+	ck_assert_int_eq(pv_hex_decode(hex, back, 3), 0);
+	ck_assert_mem_eq(back, bytes, 3);
+	ck_assert_int_eq(pv_hex_decode("00abf", back, 3), -1);
+	ck_assert_int_eq(pv_hex_decode("00abfg", back, 3), -1);
+}
+END_TEST
+
+START_TEST(test_buf)
+{
+	pv_buf		b;
+	uint8_t    *p;
+	size_t		n;
+
+	pv_buf_init(&b);
+	for (int k = 0; k < 1000; k++)
+		pv_buf_printf(&b, "%d,", k);
+	ck_assert_uint_gt(b.len, 2000);
+	ck_assert_int_eq(b.data[b.len], '\0');
+	ck_assert_int_eq(strncmp((char *) b.data, "0,1,2,", 6), 0);
+	p = pv_buf_steal(&b, &n);
+	ck_assert_ptr_null(b.data);
+	ck_assert_uint_gt(n, 2000);
+	free(p);
+	p = pv_buf_steal(&b, &n);	/* empty buffer gives an empty string */
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(p[0], '\0');
+	free(p);
+}
+END_TEST
+
+START_TEST(test_atomic_write_and_secret_mode)
+{
+	char	   *dir = tu_tempdir();
+	char	   *path = pv_asprintf("%s/f", dir);
+	pv_buf		b;
+	pv_err		err;
+	struct stat st;
+
+	ck_assert_int_eq(pv_write_file_atomic(path, "one", 3, 0600, &err), 0);
+	ck_assert_int_eq(pv_write_file_atomic(path, "two!", 4, 0600, &err), 0);
+	pv_buf_init(&b);
+	ck_assert_int_eq(pv_read_file(path, 100, &b, &err), 0);
+	ck_assert_str_eq((char *) b.data, "two!");
+	pv_buf_free(&b);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	/* exclusive create refuses an existing file */
+	ck_assert_int_eq(pv_write_file_excl(path, "x", 1, 0600, &err), -1);
+	ck_assert_int_eq(err.kind, PV_E_EXISTS);
+	/* secret file modes */
+	ck_assert_int_eq(pv_check_secret_file(path, "passphrase_file", &err), 0);
+	chmod(path, 0640);
+	ck_assert_int_eq(pv_check_secret_file(path, "passphrase_file", &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "unsafe permissions 0640"));
+	ck_assert_ptr_nonnull(strstr(err.hint, "chmod 600"));
+	/* too large */
+	pv_buf_init(&b);
+	ck_assert_int_eq(pv_read_file(path, 2, &b, &err), -1);
+	pv_buf_free(&b);
+	free(path);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+Suite *
+suite_common(void)
+{
+	Suite	   *s = suite_create("common");
+	TCase	   *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_err_exit_codes);
+	tcase_add_test(tc, test_parse_size);
+	tcase_add_test(tc, test_parse_duration);
+	tcase_add_test(tc, test_parse_bool_int_hex);
+	tcase_add_test(tc, test_buf);
+	tcase_add_test(tc, test_atomic_write_and_secret_mode);
+	suite_add_tcase(s, tc);
+	return s;
+}
