@@ -11,7 +11,7 @@
 #include "common/err.h"
 #include "common/exitcode.h"
 #include "common/log.h"
-#include "config/config.h"
+#include "config/conf.h"
 #include "repo/repo.h"
 
 typedef struct pv_cmd_ctx

@@ -18,7 +18,7 @@
 #include <sodium.h>
 
 #include "common/fsutil.h"
-#include "config/config.h"
+#include "config/conf.h"
 
 #define SECRET_MAX 4096
 #define KEYFILE_LEN 32

@@ -19,7 +19,7 @@
 
 #include "common/err.h"
 #include "common/mem.h"
-#include "config/config.h"
+#include "config/conf.h"
 
 #define PV_KEY_LEN 32
 #define PV_KEY_ID_LEN 8

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "config/config.h"
+#include "config/conf.h"
 #include "crypto/keys.h"
 #include "crypto/seal.h"
 #include "storage/storage.h"

@@ -38,7 +38,7 @@
 #define PV_STORAGE_S3_H
 
 #include "common/err.h"
-#include "config/config.h"
+#include "config/conf.h"
 #include "storage/storage.h"
 
 /*

@@ -28,13 +28,14 @@ export PGVAULT=${PGVAULT:-$BUILDDIR/pgvault}
 filter=${1:-}
 limit=${PGVAULT_TEST_TIMEOUT:-900}
 
-child=""
+child="" out=""
 on_signal() {
 	# forward to the running test (timeout passes it on to the script, whose
 	# trap stops what it started), then wait for it to finish cleaning up
 	if [ -n "$child" ]; then
 		kill -TERM "$child" 2>/dev/null
 		wait "$child" 2>/dev/null
+		[ -n "$out" ] && sed 's/^/    /' "$out"
 	fi
 	echo "run.sh: interrupted" >&2
 	exit 130

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config/config.h"
+#include "config/conf.h"
 #include "suites.h"
 #include "testutil.h"
 

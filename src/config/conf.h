@@ -5,8 +5,8 @@
  * An unknown section or key is an error naming file:line: a typo must never
  * be silently ignored.
  */
-#ifndef PV_CONFIG_CONFIG_H
-#define PV_CONFIG_CONFIG_H
+#ifndef PV_CONFIG_CONF_H
+#define PV_CONFIG_CONF_H
 
 #include <stdbool.h>
 #include <stdint.h>

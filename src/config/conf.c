@@ -14,7 +14,7 @@
 
 #include "common/mem.h"
 #include "common/parse.h"
-#include "config/config.h"
+#include "config/conf.h"
 
 typedef enum key_type
 {
