@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <locale.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ typedef struct command
 static const command commands[] = {
 	{"init", cmd_init, NEED_CONFIG, "create a repository (local or S3)"},
 	{"key", cmd_key, NEED_CONFIG, "add, list or remove key slots"},
+	{"backup", cmd_backup, NEED_CONFIG, "stream a base backup into the repository"},
 	{"info", cmd_info, NEED_CONFIG, "show the repository"},
 	{"repo-ls", cmd_repo_ls, NEED_CONFIG, "list repository objects (maintenance)"},
 	{"repo-get", cmd_repo_get, NEED_CONFIG, "decrypt and authenticate one object (maintenance)"},
@@ -71,11 +73,11 @@ load_config(pv_cmd_ctx *ctx)
 	pv_err_clear(&err);
 	if (!ctx->config_explicit)
 	{
-		/* the default file is optional: everything may come from the environment */
+		/* the default file may be absent (everything from the environment), not unreadable */
 		probe = fopen(path, "r");
-		if (probe == NULL)
+		if (probe == NULL && errno == ENOENT)
 			path = NULL;
-		else
+		else if (probe != NULL)
 			fclose(probe);
 	}
 	if (pv_config_load(&ctx->cfg, path, &err) != 0)
@@ -86,6 +88,19 @@ load_config(pv_cmd_ctx *ctx)
 		pv_log_open_file(ctx->cfg.log_file, (pv_log_level) ctx->cfg.log_file_level, &err) != 0)
 		return pv_cmd_fail(&err);
 	return PV_EXIT_OK;
+}
+
+static bool
+wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
 }
 
 int
@@ -176,9 +191,8 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	optind = 1;
-	/* "COMMAND --help" needs no configuration */
-	if (!((argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))) &&
-		(cmd->flags & NEED_CONFIG) && (rc = load_config(&ctx)) != PV_EXIT_OK)
+	/* "COMMAND [SUBCOMMAND] --help" needs no configuration */
+	if (!wants_help(argc, argv) && (cmd->flags & NEED_CONFIG) && (rc = load_config(&ctx)) != PV_EXIT_OK)
 	{
 		pv_config_free(&ctx.cfg);
 		curl_global_cleanup();

@@ -5,13 +5,17 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "common/parse.h"
 #include "cmd/cmd.h"
+#include "pg/pg.h"
+#include "repo/manifest.h"
 
 static const char usage_text[] =
 	"Usage: pgvault info [--json]\n\n"
@@ -49,6 +53,283 @@ count_objects(pv_repo *repo, area_stat *stats, pv_err *err)
 	return 0;
 }
 
+
+/* ---- WAL ranges per timeline ---- */
+
+typedef struct wal_tl
+{
+	uint32_t	tli;
+	uint64_t	first;			/* segment numbers (log * segs_per_log + seg) */
+	uint64_t	last;
+	uint64_t	count;
+	int64_t		last_mtime;
+	json_t	   *gaps;
+} wal_tl;
+
+static bool
+parse_segment(const char *name, uint32_t *tli, uint64_t *segno)
+{
+	unsigned	t;
+	unsigned	log;
+	unsigned	seg;
+
+	if (strlen(name) != 24 || strspn(name, "0123456789ABCDEF") != 24)
+		return false;
+	if (sscanf(name, "%08X%08X%08X", &t, &log, &seg) != 3)
+		return false;
+	*tli = t;
+	*segno = (uint64_t) log << 32 | seg;	/* monotonic for any segment size */
+	return true;
+}
+
+/* Build per-timeline ranges from the wal/ listing (sorted by name). */
+static json_t *
+wal_summary(pv_storage_list_result *wal, int64_t *latest_mtime, uint32_t *latest_tli)
+{
+	json_t	   *tls = json_array();
+	json_t	   *hist = json_array();
+	json_t	   *out = json_object();
+	wal_tl		cur = {0};
+
+	*latest_mtime = 0;
+	*latest_tli = 0;
+	for (size_t i = 0; i <= wal->count; i++)
+	{
+		const char *name = NULL;
+		uint32_t	tli = 0;
+		uint64_t	segno = 0;
+		bool		seg = false;
+
+		if (i < wal->count)
+		{
+			name = strrchr(wal->entries[i].key, '/');
+			name = name ? name + 1 : wal->entries[i].key;
+			seg = parse_segment(name, &tli, &segno);
+			if (!seg && strstr(name, ".history") != NULL)
+				json_array_append_new(hist, json_string(name));
+			if (!seg)
+				continue;
+		}
+		if (cur.count > 0 && (i == wal->count || tli != cur.tli))
+		{
+			json_t	   *o = json_object();
+			char		a[32];
+			char		b[32];
+
+			snprintf(a, sizeof(a), "%08X%08X%08X", cur.tli, (unsigned) (cur.first >> 32), (unsigned) cur.first);
+			snprintf(b, sizeof(b), "%08X%08X%08X", cur.tli, (unsigned) (cur.last >> 32), (unsigned) cur.last);
+			json_object_set_new(o, "timeline", json_integer(cur.tli));
+			json_object_set_new(o, "first", json_string(a));
+			json_object_set_new(o, "last", json_string(b));
+			json_object_set_new(o, "segments", json_integer((json_int_t) cur.count));
+			json_object_set_new(o, "gaps", cur.gaps);
+			json_array_append_new(tls, o);
+			if (cur.tli >= *latest_tli)
+			{
+				*latest_tli = cur.tli;
+				*latest_mtime = cur.last_mtime;
+			}
+			memset(&cur, 0, sizeof(cur));
+		}
+		if (i == wal->count)
+			break;
+		if (cur.count == 0)
+		{
+			cur.tli = tli;
+			cur.first = segno;
+			cur.gaps = json_array();
+		}
+		else if (segno > cur.last + 1 && (uint32_t) segno != 0)
+		{
+			json_t	   *g = json_object();
+			char		a[32];
+			char		b[32];
+			uint64_t	from = cur.last + 1;
+			uint64_t	to = segno - 1;
+
+			snprintf(a, sizeof(a), "%08X%08X%08X", tli, (unsigned) (from >> 32), (unsigned) from);
+			snprintf(b, sizeof(b), "%08X%08X%08X", tli, (unsigned) (to >> 32), (unsigned) to);
+			json_object_set_new(g, "from", json_string(a));
+			json_object_set_new(g, "to", json_string(b));
+			json_array_append_new(cur.gaps, g);
+		}
+		cur.last = segno;
+		cur.count++;
+		cur.last_mtime = wal->entries[i].mtime;
+	}
+	json_object_set_new(out, "timelines", tls);
+	json_object_set_new(out, "history_files", hist);
+	return out;
+}
+
+static void
+iso_time(int64_t t, char *buf, size_t len)
+{
+	time_t		tt = (time_t) t;
+	struct tm	tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *
+backup_json(const pv_manifest *m)
+{
+	json_t	   *o = json_object();
+	char		buf[64];
+
+	json_object_set_new(o, "id", json_string(m->id));
+	if (m->label)
+		json_object_set_new(o, "label", json_string(m->label));
+	iso_time(m->start_time, buf, sizeof(buf));
+	json_object_set_new(o, "start_time", json_string(buf));
+	iso_time(m->stop_time, buf, sizeof(buf));
+	json_object_set_new(o, "stop_time", json_string(buf));
+	pv_lsn_format(m->start_lsn, buf, sizeof(buf));
+	json_object_set_new(o, "start_lsn", json_string(buf));
+	pv_lsn_format(m->stop_lsn, buf, sizeof(buf));
+	json_object_set_new(o, "stop_lsn", json_string(buf));
+	json_object_set_new(o, "timeline", json_integer(m->timeline));
+	json_object_set_new(o, "pg_version_num", json_integer(m->pg_version));
+	json_object_set_new(o, "system_identifier", json_string(m->system_id));
+	json_object_set_new(o, "size_bytes", json_integer((json_int_t) m->size_bytes));
+	json_object_set_new(o, "new_bytes", json_integer((json_int_t) m->new_bytes));
+	json_object_set_new(o, "stored_bytes", json_integer((json_int_t) m->stored_bytes));
+	json_object_set_new(o, "files", json_integer((json_int_t) m->nfiles));
+	json_object_set_new(o, "dedup_ratio", json_real(m->new_bytes ? (double) m->size_bytes / (double) m->new_bytes : 0.0));
+	json_object_set_new(o, "duration_ms", json_integer((json_int_t) m->duration_ms));
+	return o;
+}
+
+/* Backups (needs the key), WAL ranges, recovery window; into j. */
+static int
+describe_backups(pv_cmd_ctx *ctx, pv_repo *repo, json_t *j, bool *locked, pv_err *err)
+{
+	char	  **ids = NULL;
+	size_t		n = 0;
+	json_t	   *backups = json_array();
+	pv_storage_list_result wal = {0};
+	int64_t		latest = 0;
+	uint32_t	latest_tli = 0;
+	int64_t		earliest = 0;
+	json_t	   *win = json_object();
+	char		buf[64];
+
+	*locked = false;
+	if (pv_storage_list_all(repo->storage, "wal/", &wal, err) != 0)
+		return -1;
+	json_object_set_new(j, "wal", wal_summary(&wal, &latest, &latest_tli));
+	pv_storage_list_result_free(&wal);
+	if (pv_manifest_list(repo, &ids, &n, err) != 0)
+		return -1;
+	if (n > 0 && repo->keys == NULL)
+	{
+		pv_err		uerr;
+
+		if (pv_repo_unlock_config(repo, &ctx->cfg, &uerr) != 0)
+		{
+			*locked = true;
+			pv_log_warning("backups not shown: %s", uerr.msg);
+		}
+	}
+	for (size_t i = 0; i < n && !*locked; i++)
+	{
+		pv_manifest *m;
+
+		if (pv_manifest_load(repo, ids[i], &m, err) != 0)
+		{
+			pv_manifest_list_free(ids, n);
+			json_decref(backups);
+			json_decref(win);
+			return -1;
+		}
+		if (earliest == 0)
+			earliest = m->stop_time;
+		json_array_append_new(backups, backup_json(m));
+		pv_manifest_free(m);
+	}
+	pv_manifest_list_free(ids, n);
+	json_object_set_new(j, "backups", backups);
+	if (earliest > 0)
+	{
+		iso_time(earliest, buf, sizeof(buf));
+		json_object_set_new(win, "earliest", json_string(buf));
+		if (latest > earliest)
+		{
+			iso_time(latest, buf, sizeof(buf));
+			json_object_set_new(win, "latest", json_string(buf));
+		}
+		else
+		{
+			iso_time(earliest, buf, sizeof(buf));
+			json_object_set_new(win, "latest", json_string(buf));
+		}
+		json_object_set_new(win, "latest_timeline", json_integer(latest_tli));
+	}
+	json_object_set_new(j, "recovery_window", win);
+	return 0;
+}
+
+static void
+print_backups(json_t *j)
+{
+	json_t	   *b = json_object_get(j, "backups");
+	json_t	   *w = json_object_get(json_object_get(j, "wal"), "timelines");
+	json_t	   *win = json_object_get(j, "recovery_window");
+	size_t		i;
+	json_t	   *e;
+
+	printf("\nbackups     %zu\n", json_array_size(b));
+	if (json_array_size(b) > 0)
+		printf("  %-16s  %-20s  %-20s  %-12s  %-3s  %10s  %10s  %s\n", "ID", "START", "STOP", "STOP LSN", "TLI",
+			   "SIZE", "NEW", "DEDUP");
+	json_array_foreach(b, i, e)
+	{
+		char		size[32];
+		char		newb[32];
+		char		dedup[32] = "all reused";
+		double		ratio = json_real_value(json_object_get(e, "dedup_ratio"));
+
+		if (ratio > 0)
+			snprintf(dedup, sizeof(dedup), "%.1fx", ratio);
+		pv_format_size((uint64_t) json_integer_value(json_object_get(e, "size_bytes")), size, sizeof(size));
+		pv_format_size((uint64_t) json_integer_value(json_object_get(e, "new_bytes")), newb, sizeof(newb));
+		printf("  %-16s  %-20s  %-20s  %-12s  %-3d  %10s  %10s  %s\n",
+			   json_string_value(json_object_get(e, "id")),
+			   json_string_value(json_object_get(e, "start_time")),
+			   json_string_value(json_object_get(e, "stop_time")),
+			   json_string_value(json_object_get(e, "stop_lsn")),
+			   (int) json_integer_value(json_object_get(e, "timeline")), size, newb, dedup);
+	}
+	printf("WAL        ");
+	if (json_array_size(w) == 0)
+		printf(" none archived\n");
+	else
+		printf("\n");
+	json_array_foreach(w, i, e)
+	{
+		size_t		ngaps = json_array_size(json_object_get(e, "gaps"));
+
+		printf("  timeline %d: %s .. %s (%lld segments)%s\n", (int) json_integer_value(json_object_get(e, "timeline")),
+			   json_string_value(json_object_get(e, "first")), json_string_value(json_object_get(e, "last")),
+			   (long long) json_integer_value(json_object_get(e, "segments")),
+			   ngaps ? ", GAPS:" : "");
+		for (size_t g = 0; g < ngaps; g++)
+		{
+			json_t	   *gap = json_array_get(json_object_get(e, "gaps"), g);
+
+			printf("    missing %s .. %s\n", json_string_value(json_object_get(gap, "from")),
+				   json_string_value(json_object_get(gap, "to")));
+		}
+	}
+	if (json_object_get(win, "earliest"))
+		printf("recovery    %s .. %s (approximate end: time the newest WAL file was archived)\n",
+			   json_string_value(json_object_get(win, "earliest")),
+			   json_string_value(json_object_get(win, "latest")));
+	else
+		printf("recovery    no backup yet: nothing can be restored\n");
+}
+
 int
 cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 {
@@ -62,6 +343,8 @@ cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 	pv_repo_slot *slots = NULL;
 	size_t		nslots = 0;
 	area_stat	stats[NAREAS];
+	json_t	   *extra = json_object();
+	bool		locked = false;
 	pv_err		err;
 	int			c;
 	int			rc;
@@ -88,9 +371,16 @@ cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 		pv_repo_free(repo);
 		return pv_cmd_fail(&err);
 	}
+	if (describe_backups(ctx, repo, extra, &locked, &err) != 0)
+	{
+		json_decref(extra);
+		free(slots);
+		pv_repo_free(repo);
+		return pv_cmd_fail(&err);
+	}
 	if (json)
 	{
-		json_t	   *j = json_object();
+		json_t	   *j = extra;
 		json_t	   *r = json_object();
 		json_t	   *ks = json_array();
 		json_t	   *objs = json_object();
@@ -126,7 +416,7 @@ cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 		}
 		json_object_set_new(r, "objects", objs);
 		json_object_set_new(j, "repository", r);
-		text = json_dumps(j, JSON_INDENT(2));
+		text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(4));
 		printf("%s\n", text);
 		free(text);
 		json_decref(j);
@@ -145,11 +435,14 @@ cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 				   repo->key_id, nslots, nslots == 1 ? "" : "s");
 		printf("chunk size  %s\n", pv_format_size(repo->chunk_size, sz, sizeof(sz)));
 		printf("objects    ");
-		for (size_t i = 0; i < NAREAS; i++)
+		for (size_t i = 0, shown = 0; i < NAREAS; i++)
 			if (stats[i].count > 0 || i < 6)
-				printf(" %s %llu (%s)%s", areas[i], (unsigned long long) stats[i].count,
-					   pv_format_size(stats[i].bytes, sz, sizeof(sz)), i + 1 < NAREAS ? "," : "");
+				printf("%s %s %llu (%s)", shown++ ? "," : "", areas[i], (unsigned long long) stats[i].count,
+					   pv_format_size(stats[i].bytes, sz, sizeof(sz)));
 		printf("\n");
+		if (!locked)
+			print_backups(extra);
+		json_decref(extra);
 	}
 	free(slots);
 	pv_repo_free(repo);

@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 
@@ -65,6 +66,17 @@ cmd_init(pv_cmd_ctx *ctx, int argc, char **argv)
 	}
 	else if (gen != NULL)
 	{
+		/* the new keyfile becomes the only slot: another configured secret could not open it */
+		if (pv_secret_sources(&ctx->cfg) > 0 &&
+			!(ctx->cfg.keyfile != NULL && strcmp(ctx->cfg.keyfile, gen) == 0 && pv_secret_sources(&ctx->cfg) == 1))
+		{
+			pv_err_set(&err, PV_E_USAGE, 0, "--generate-keyfile conflicts with the secret already configured");
+			pv_err_hint(&err, "remove passphrase_file/passphrase_command/PGVAULT_PASSPHRASE and set [repo] keyfile = %s", gen);
+			return pv_cmd_fail(&err);
+		}
+		if (access(gen, F_OK) == 0)
+			return pv_cmd_usage_error("init", "keyfile \"%s\" already exists; --generate-keyfile writes a new one", gen);
+		/* written first (O_EXCL), removed again if the repository cannot be created */
 		if (pv_keyfile_generate(gen, &err) != 0 ||
 			pv_secret_from_file(gen, PV_SECRET_KEYFILE, &secret, &err) != 0)
 			return pv_cmd_fail(&err);
@@ -75,6 +87,8 @@ cmd_init(pv_cmd_ctx *ctx, int argc, char **argv)
 	if (pv_repo_init(&ctx->cfg, ctx->cfg.cipher == 1 ? NULL : &secret, &repo, slot, &err) != 0)
 	{
 		pv_secret_free(&secret);
+		if (gen != NULL)
+			unlink(gen);
 		return pv_cmd_fail(&err);
 	}
 	pv_secret_free(&secret);

@@ -129,6 +129,8 @@ key_list(pv_cmd_ctx *ctx, int argc, char **argv)
 			return PV_EXIT_USAGE;
 		json = true;
 	}
+	if (optind < argc)
+		return pv_cmd_usage_error("key list", "unexpected argument \"%s\"", argv[optind]);
 	if ((rc = pv_cmd_open_repo(ctx, false, &repo)) != PV_EXIT_OK)
 		return rc;
 	pv_err_clear(&err);

@@ -18,6 +18,7 @@
 
 #include "common/fsutil.h"
 #include "cmd/cmd.h"
+#include "storage/storage.h"
 
 static int
 help_only(const char *cmd, int argc, char **argv, const char *usage)
@@ -93,6 +94,8 @@ cmd_repo_get(pv_cmd_ctx *ctx, int argc, char **argv)
 	dest = argv[optind + 1];
 	type = pv_repo_type_for_key(key);
 	pv_err_clear(&err);
+	if (pv_storage_key_check(key, &err) != 0)
+		return pv_cmd_usage_error("repo-get", "%s", err.msg);
 	if (type < 0)
 		return pv_cmd_usage_error("repo-get", "\"%s\" is not a sealed object (packs/ hold chunks; keys/ and pgvault.json are plain)", key);
 	if ((rc = pv_cmd_open_repo(ctx, true, &repo)) != PV_EXIT_OK)
@@ -152,6 +155,8 @@ cmd_repo_put(pv_cmd_ctx *ctx, int argc, char **argv)
 	if (strncmp(key, "user/", 5) != 0)
 		return pv_cmd_usage_error("repo-put", "KEY must start with \"user/\"");
 	pv_err_clear(&err);
+	if (pv_storage_key_check(key, &err) != 0)
+		return pv_cmd_usage_error("repo-put", "%s", err.msg);
 	fd = open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 	{

@@ -186,7 +186,20 @@ store(pv_config *cfg, const key_def *k, const char *value, const char *source, p
 				break;
 			if ((k->min > 0 && u < (uint64_t) k->min) || (k->max > 0 && u > (uint64_t) k->max))
 			{
-				pv_err_set(err, PV_E_USAGE, 0, "value \"%s\" is out of range", value);
+				char		lo[32];
+				char		hi[32];
+
+				if (k->type == T_SIZE)
+				{
+					pv_format_size((uint64_t) k->min, lo, sizeof(lo));
+					pv_format_size((uint64_t) k->max, hi, sizeof(hi));
+				}
+				else
+				{
+					pv_format_duration_ms((uint64_t) k->min, lo, sizeof(lo));
+					pv_format_duration_ms((uint64_t) k->max, hi, sizeof(hi));
+				}
+				pv_err_set(err, PV_E_USAGE, 0, "value \"%s\" is out of range (%s..%s)", value, lo, hi);
 				break;
 			}
 			*(uint64_t *) field = u;
@@ -346,6 +359,8 @@ pv_config_load(pv_config *cfg, const char *path, pv_err *err)
 		st->err = err;
 		st->path = path;
 		st->file = f;
+		/* an indented line is an error, not a silent continuation of the previous value */
+		ini_allow_multiline = false;
 		rc = ini_parse_stream(ini_reader_fn, st, config_ini_handler, st);
 		fclose(f);
 		if (st->failed)

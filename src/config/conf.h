@@ -161,6 +161,8 @@ typedef struct pv_secret
 } pv_secret;
 
 extern int	pv_secret_from_config(const pv_config *cfg, pv_secret *secret, pv_err *err);
+/* How many secret sources are configured (non-empty values only). */
+extern int	pv_secret_sources(const pv_config *cfg);
 extern int	pv_secret_from_file(const char *path, pv_secret_kind kind, pv_secret *secret, pv_err *err);
 extern int	pv_secret_from_command(const char *command, pv_secret *secret, pv_err *err);
 extern int	pv_secret_from_env(const char *var, pv_secret *secret, pv_err *err);

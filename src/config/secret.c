@@ -168,20 +168,32 @@ pv_secret_from_env(const char *var, pv_secret *s, pv_err *err)
 	snprintf(s->source, sizeof(s->source), "environment variable %s", var);
 	memcpy(s->data, v, len);
 	s->len = len;
-	if (s->len == 0)
+	if (finish_passphrase(s, s->source, err) != 0)
 	{
 		pv_secret_free(s);
-		return pv_err_set(err, PV_E_USAGE, 0, "environment variable %s is empty", var);
+		return -1;
 	}
-	s->data[s->len] = '\0';
 	return 0;
+}
+
+/* An empty value (e.g. PGVAULT_REPO_KEYFILE= in the environment) means "not set". */
+static bool
+set(const char *v)
+{
+	return v != NULL && v[0] != '\0';
+}
+
+int
+pv_secret_sources(const pv_config *cfg)
+{
+	return set(cfg->keyfile) + set(cfg->passphrase_file) + set(cfg->passphrase_command) +
+		set(getenv("PGVAULT_PASSPHRASE"));
 }
 
 int
 pv_secret_from_config(const pv_config *cfg, pv_secret *s, pv_err *err)
 {
-	int			sources = (cfg->keyfile != NULL) + (cfg->passphrase_file != NULL) +
-		(cfg->passphrase_command != NULL) + (getenv("PGVAULT_PASSPHRASE") != NULL);
+	int			sources = pv_secret_sources(cfg);
 
 	if (sources == 0)
 	{
@@ -193,11 +205,11 @@ pv_secret_from_config(const pv_config *cfg, pv_secret *s, pv_err *err)
 		pv_err_set(err, PV_E_USAGE, 0, "more than one repository secret configured");
 		return pv_err_hint(err, "use exactly one of [repo] keyfile, passphrase_file, passphrase_command and PGVAULT_PASSPHRASE");
 	}
-	if (cfg->keyfile != NULL)
+	if (set(cfg->keyfile))
 		return pv_secret_from_file(cfg->keyfile, PV_SECRET_KEYFILE, s, err);
-	if (cfg->passphrase_file != NULL)
+	if (set(cfg->passphrase_file))
 		return pv_secret_from_file(cfg->passphrase_file, PV_SECRET_PASSPHRASE, s, err);
-	if (cfg->passphrase_command != NULL)
+	if (set(cfg->passphrase_command))
 		return pv_secret_from_command(cfg->passphrase_command, s, err);
 	return pv_secret_from_env("PGVAULT_PASSPHRASE", s, err);
 }

@@ -442,6 +442,8 @@ write_cb(char *buf, size_t size, size_t nitems, void *p)
 		x->pos += len;
 		return len;
 	}
+	if (ok && r->resp_max == 0)
+		return len;				/* a body nobody asked for */
 	if (ok && !r->head)
 	{
 		if (x->body.len + len > r->resp_max)
@@ -546,7 +548,11 @@ setup_curl(s3_storage *s3, CURL *c, s3_xfer *x, const char *url, struct curl_sli
 	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) s3->connect_timeout_ms);
@@ -1937,6 +1943,7 @@ normalize_prefix(s3_storage *s3, const char *prefix, pv_err *err)
 	if (pv_storage_key_check(core, err) != 0)
 	{
 		free(core);
+		err->kind = PV_E_USAGE;
 		return pv_err_prefix(err, "[repo] s3_prefix");
 	}
 	s3->prefix = pv_asprintf("%s/", core);

@@ -332,6 +332,8 @@ pv_s3_authorization(const pv_s3_sign_input *in, const char *access_key,
 	auth = pv_asprintf(ALGORITHM " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
 					   access_key, scope, signed_headers, sighex);
 	free(signed_headers);
+	/* the canonical request carries the values of signed headers (a session token) */
+	sodium_memzero(creq, strlen(creq));
 	free(creq);
 	free(sts);
 	free(scope);

@@ -122,6 +122,19 @@ extern const uint8_t *pv_stream_count_hash(pv_stream *s);	/* 32 bytes */
  */
 extern pv_stream *pv_stream_rebuffer_new(pv_stream *next, size_t block_size);
 
+/*
+ * Tar parser (tar.c): ustar bytes in; out to next: for each member one
+ * PV_CTX_MEMBER_HEADER (member filled, no data), its contents as
+ * PV_CTX_MEMBER_CONTENTS (same member pointer), one PV_CTX_MEMBER_TRAILER;
+ * at the end-of-archive blocks one PV_CTX_ARCHIVE_TRAILER (member NULL).
+ * Names and sizes are untrusted: the checksum is verified, paths are
+ * normalized ("./" removed) and refused when absolute, empty, containing
+ * ".." or NUL, or too long; sizes (octal or base-256) are bounds-checked;
+ * only regular files, directories and symlinks are accepted. finish() fails
+ * when the archive ends early (mid-member or without the end blocks).
+ */
+extern pv_stream *pv_stream_tar_parser_new(pv_stream *next);
+
 /* zstd (zstd.c): compress at level / decompress. Decompress fails on a truncated frame. */
 extern pv_stream *pv_stream_zstd_compress_new(pv_stream *next, int level);
 extern pv_stream *pv_stream_zstd_decompress_new(pv_stream *next);

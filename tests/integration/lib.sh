@@ -29,6 +29,24 @@
 #   * A component that is not installed makes the test FAIL, saying which
 #     package to install (need_cmd); tests are never skipped for that.
 #
+#   * On SIGTERM/SIGINT the cleanup trap runs once the current foreground
+#     command has returned (bash defers traps); run.sh's time limit signals
+#     the whole process group, so that command is ended too.
+#
+# Functions (details at each definition)
+#   TAP:       plan N | done_testing, ok STATUS NAME, is GOT EXP NAME,
+#              isnt GOT UNEXP NAME, like GOT ERE NAME, unlike GOT ERE NAME,
+#              run_ok NAME CMD..., run_nok NAME CMD..., diag MSG,
+#              fail_now MSG, need_cmd CMD PACKAGE [HOW]
+#   processes: track_pid PID [NAME], at_cleanup CMD, cleanup, stop_pid PID
+#              [NAME] [SECS], pid_alive PID, wait_gone PID [SECS],
+#              wait_port PORT [SECS]
+#   files:     mktemp_dir [--pg] [--no-cleanup], free_port [N]
+#   postgres:  pg_start, pg_stop, psql_c SQL, as_pg CMD...
+#   S3:        s3_start, s3_stop, aws_direct ARGS..., aws_proxy ARGS...,
+#              s3_mb BUCKET, fault_add JSON, fault_clear, fault_list,
+#              fault_log, fault_log_clear, fault_hits [ACTION]
+#
 # Variables this library sets: REPO_ROOT, TESTS_DIR, BUILDDIR, PGVAULT (exported)
 #   pg_start:  PGHOST PGPORT PGUSER PGDATABASE PGDATA PG_BINDIR (exported),
 #              PG_PID PG_TMPDIR PG_LOG
@@ -202,10 +220,12 @@ fail_now() {
 	exit 1
 }
 
-# need_cmd CMD PACKAGE: fails the test (never skips) if CMD is not installed
+# need_cmd CMD PACKAGE [HOW]: fails the test (never skips) if CMD (a name
+# on PATH or a path) is missing: "not ok N - CMD not found: install PACKAGE
+# (HOW)"; HOW defaults to scripts/install-deps
 need_cmd() {
 	command -v "$1" >/dev/null 2>&1 ||
-		fail_now "$1 not found: install $2 (scripts/install-deps)"
+		fail_now "$1 not found: install $2 (${3:-scripts/install-deps})"
 }
 
 # -------------------------------------------------- processes, cleanup ------

@@ -33,6 +33,8 @@ main(void)
 	srunner_add_suite(sr, suite_storage());
 	srunner_add_suite(sr, suite_repo());
 	srunner_add_suite(sr, suite_s3());
+	srunner_add_suite(sr, suite_pg());
+	srunner_add_suite(sr, suite_tar());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

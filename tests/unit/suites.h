@@ -13,5 +13,7 @@ extern Suite *suite_crypto(void);
 extern Suite *suite_storage(void);
 extern Suite *suite_repo(void);
 extern Suite *suite_s3(void);
+extern Suite *suite_pg(void);
+extern Suite *suite_tar(void);
 
 #endif

@@ -1,0 +1,718 @@
+/*
+ * backup.c - the base backup engine
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/queue.h"
+#include "backup/backup.h"
+#include "pg/pg.h"
+#include "repo/lock.h"
+#include "repo/pack.h"
+
+/* One chunk of one file, on its way from the chunker to a worker. */
+typedef struct chunk_job
+{
+	uint8_t    *data;
+	size_t		len;
+	uint8_t    *id_dest;		/* the file's chunk-list slot (stable memory) */
+} chunk_job;
+
+typedef struct backup_state
+{
+	pv_repo    *repo;
+	const pv_config *cfg;
+	const pv_backup_opts *opts;
+	pv_manifest *m;
+	pv_index   *index;
+	uint64_t	chunk_size;
+	uint64_t	pack_size;
+
+	/* workers */
+	pv_queue	jobs;
+	pthread_t  *workers;
+	int			nworkers;
+
+	/* packs */
+	pthread_mutex_t pack_mu;
+	pv_pack_builder *builder;
+	pv_queue	uploads;
+	pthread_t	uploader;
+	pv_index_entry *new_entries;	/* entries of stored packs (for the index object) */
+	size_t		nnew;
+	size_t		newcap;
+
+	/* first error wins; every thread checks it */
+	pthread_mutex_t err_mu;
+	bool		failed;
+	pv_err		err;
+
+	/* statistics (under pack_mu) */
+	uint64_t	new_bytes;
+	uint64_t	stored_bytes;
+	uint64_t	chunks_total;
+	uint64_t	chunks_new;
+
+	/* progress */
+	uint64_t	total_estimate;
+	uint64_t	bytes_seen;
+	struct timespec started;
+	struct timespec last_progress;
+	pv_buf		pg_manifest;
+	uint32_t	seg_size;
+} backup_state;
+
+static double
+elapsed_s(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double) (now.tv_sec - since->tv_sec) + (double) (now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void
+set_failed(backup_state *st, const pv_err *err)
+{
+	pthread_mutex_lock(&st->err_mu);
+	if (!st->failed)
+	{
+		st->failed = true;
+		st->err = *err;
+	}
+	pthread_mutex_unlock(&st->err_mu);
+	/* unblock everyone */
+	pv_queue_close(&st->jobs);
+	pv_queue_close(&st->uploads);
+}
+
+static bool
+has_failed(backup_state *st)
+{
+	bool		f;
+
+	pthread_mutex_lock(&st->err_mu);
+	f = st->failed;
+	pthread_mutex_unlock(&st->err_mu);
+	return f;
+}
+
+/* ------------------------------------------------------------ uploader */
+
+static void *
+uploader_main(void *arg)
+{
+	backup_state *st = arg;
+	pv_pack_builder *b;
+
+	while ((b = pv_queue_pop(&st->uploads)) != NULL)
+	{
+		pv_err		err;
+
+		pv_err_clear(&err);
+		if (!has_failed(st) && pv_pack_builder_store(b, st->repo, &err) != 0)
+			set_failed(st, &err);
+		else if (!has_failed(st))
+		{
+			pthread_mutex_lock(&st->pack_mu);
+			if (st->nnew + b->count > st->newcap)
+			{
+				st->newcap = (st->nnew + b->count) * 2;
+				st->new_entries = pv_realloc(st->new_entries, st->newcap * sizeof(pv_index_entry));
+			}
+			memcpy(st->new_entries + st->nnew, b->entries, b->count * sizeof(pv_index_entry));
+			st->nnew += b->count;
+			st->stored_bytes += b->data.len;
+			pthread_mutex_unlock(&st->pack_mu);
+		}
+		pv_pack_builder_free(b);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static int
+store_chunk(backup_state *st, chunk_job *job, pv_buf *rec, pv_err *err)
+{
+	uint8_t		id[32];
+	pv_chunk_loc loc;
+	pv_pack_builder *full = NULL;
+
+	pv_chunk_id(st->repo->keys, job->data, job->len, id);
+	memcpy(job->id_dest, id, 32);
+	if (!pv_index_insert(st->index, id, NULL))
+	{
+		pthread_mutex_lock(&st->pack_mu);
+		st->chunks_total++;
+		pthread_mutex_unlock(&st->pack_mu);
+		return 0;				/* already stored, by an earlier backup or another worker */
+	}
+	pv_buf_reset(rec);
+	if (pv_chunk_seal(st->repo->keys, id, job->data, job->len, st->repo->compression_level, rec, err) != 0)
+		return -1;
+	pthread_mutex_lock(&st->pack_mu);
+	pv_pack_builder_add(st->builder, id, rec->data, rec->len, (uint32_t) job->len, &loc);
+	pv_index_update(st->index, id, &loc);
+	st->chunks_total++;
+	st->chunks_new++;
+	st->new_bytes += job->len;
+	if (st->builder->data.len >= st->pack_size)
+	{
+		full = st->builder;
+		st->builder = pv_pack_builder_new();
+	}
+	pthread_mutex_unlock(&st->pack_mu);
+	if (full != NULL && !pv_queue_push(&st->uploads, full))
+	{
+		pv_pack_builder_free(full);
+		return has_failed(st) ? 0 : pv_err_set(err, PV_E_FAIL, 0, "upload queue closed");
+	}
+	return 0;
+}
+
+static void *
+worker_main(void *arg)
+{
+	backup_state *st = arg;
+	chunk_job  *job;
+	pv_buf		rec;
+
+	pv_buf_init(&rec);
+	while ((job = pv_queue_pop(&st->jobs)) != NULL)
+	{
+		pv_err		err;
+
+		pv_err_clear(&err);
+		if (!has_failed(st) && store_chunk(st, job, &rec, &err) != 0)
+			set_failed(st, &err);
+		free(job->data);
+		free(job);
+	}
+	pv_buf_free(&rec);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ chunker stage */
+
+typedef struct chunker
+{
+	pv_stream	base;
+	backup_state *st;
+	uint32_t	tablespace;
+	pv_manifest_file *cur;		/* NULL outside a regular file */
+	uint8_t    (*cur_chunks)[32];
+	size_t		cur_index;
+	uint8_t    *buf;
+	size_t		used;
+} chunker;
+
+static int
+chunker_submit(chunker *c, pv_err *err)
+{
+	chunk_job  *job = pv_malloc(sizeof(*job));
+
+	job->data = c->buf;
+	job->len = c->used;
+	job->id_dest = c->cur_chunks[c->cur_index++];
+	c->buf = NULL;
+	c->used = 0;
+	if (!pv_queue_push(&c->st->jobs, job))
+	{
+		free(job->data);
+		free(job);
+		if (has_failed(c->st))
+		{
+			*err = c->st->err;
+			return -1;
+		}
+		return pv_err_set(err, PV_E_FAIL, 0, "backup pipeline stopped");
+	}
+	return 0;
+}
+
+static int
+chunker_header(chunker *c, const pv_stream_member *m, pv_err *err)
+{
+	pv_manifest_file *f;
+	backup_state *st = c->st;
+
+	if (pv_path_check(m->path, err) != 0)
+		return pv_err_prefix(err, "backup stream");
+	f = pv_manifest_add_file(st->m, m->path, c->tablespace);
+	f->mode = (uint32_t) (m->mode & 07777);
+	f->mtime = m->mtime;
+	c->cur = NULL;
+	if (m->is_directory)
+		f->type = PV_FILE_DIRECTORY;
+	else if (m->is_link)
+	{
+		f->type = PV_FILE_SYMLINK;
+		f->link = pv_strdup(m->linktarget);
+	}
+	else
+	{
+		f->type = PV_FILE_REGULAR;
+		f->size = m->size;
+		f->nchunks = (size_t) ((m->size + st->chunk_size - 1) / st->chunk_size);
+		f->chunks = pv_calloc(f->nchunks ? f->nchunks : 1, 32);
+		st->m->size_bytes += m->size;
+		c->cur = f;
+		c->cur_chunks = f->chunks;
+		c->cur_index = 0;
+	}
+	return 0;
+}
+
+static int
+chunker_write(pv_stream *s, const pv_stream_member *m, const uint8_t *data, size_t len,
+			  pv_stream_ctx ctx, pv_err *err)
+{
+	chunker    *c = (chunker *) s;
+	backup_state *st = c->st;
+
+	if (has_failed(st))
+	{
+		*err = st->err;
+		return -1;
+	}
+	switch (ctx)
+	{
+		case PV_CTX_MEMBER_HEADER:
+			return chunker_header(c, m, err);
+		case PV_CTX_MEMBER_CONTENTS:
+			if (c->cur == NULL)
+				return pv_err_set(err, PV_E_CORRUPT, 0, "backup stream: contents for a non-file member \"%s\"",
+								  m ? m->path : "?");
+			st->bytes_seen += len;
+			while (len > 0)
+			{
+				size_t		take;
+
+				if (c->buf == NULL)
+					c->buf = pv_malloc(st->chunk_size);
+				take = st->chunk_size - c->used;
+				if (take > len)
+					take = len;
+				memcpy(c->buf + c->used, data, take);
+				c->used += take;
+				data += take;
+				len -= take;
+				if (c->used == st->chunk_size && chunker_submit(c, err) != 0)
+					return -1;
+			}
+			return 0;
+		case PV_CTX_MEMBER_TRAILER:
+			if (c->cur != NULL && c->used > 0 && chunker_submit(c, err) != 0)
+				return -1;
+			if (c->cur != NULL && c->cur_index != c->cur->nchunks)
+				return pv_err_set(err, PV_E_CORRUPT, 0, "backup stream: file \"%s\" ended after %zu of %zu chunks",
+								  c->cur->path, c->cur_index, c->cur->nchunks);
+			c->cur = NULL;
+			return 0;
+		default:
+			return 0;
+	}
+}
+
+static int
+chunker_finish(pv_stream *s, pv_err *err)
+{
+	chunker    *c = (chunker *) s;
+
+	if (c->cur != NULL)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "backup stream ended inside file \"%s\"", c->cur->path);
+	return 0;
+}
+
+static void
+chunker_free(pv_stream *s)
+{
+	chunker    *c = (chunker *) s;
+
+	free(c->buf);
+	free(c);
+}
+
+static const pv_stream_ops chunker_ops = {chunker_write, chunker_finish, chunker_free};
+
+/* ------------------------------------------------------------ protocol callbacks */
+
+static int
+cb_start(void *arg, uint64_t start_lsn, uint32_t tli, const pv_bb_tablespace *ts, size_t nts, pv_err *err)
+{
+	backup_state *st = arg;
+	pv_manifest *m = st->m;
+
+	m->start_lsn = start_lsn;
+	m->timeline = tli;
+	m->tablespaces = pv_calloc(nts ? nts : 1, sizeof(pv_manifest_tablespace));
+	for (size_t i = 0; i < nts; i++)
+	{
+		if (ts[i].size > 0)
+			st->total_estimate += (uint64_t) ts[i].size;
+		if (ts[i].oid == 0 || ts[i].location == NULL)
+			continue;
+		m->tablespaces[m->ntablespaces].oid = ts[i].oid;
+		m->tablespaces[m->ntablespaces].location = pv_strdup(ts[i].location);
+		m->ntablespaces++;
+	}
+	return 0;
+}
+
+static pv_stream *
+cb_archive(void *arg, const char *name, const char *location, pv_err *err)
+{
+	backup_state *st = arg;
+	chunker    *c;
+	uint32_t	oid = 0;
+
+	if (location != NULL && location[0] != '\0')
+	{
+		char	   *end;
+		unsigned long v = strtoul(name, &end, 10);
+
+		if (end == name || v == 0 || v > UINT32_MAX || strncmp(end, ".tar", 4) != 0)
+		{
+			pv_err_set(err, PV_E_CORRUPT, 0, "unexpected archive \"%s\" for tablespace \"%s\"", name, location);
+			return NULL;
+		}
+		oid = (uint32_t) v;
+	}
+	c = pv_calloc(1, sizeof(*c));
+	c->base.ops = &chunker_ops;
+	c->st = st;
+	c->tablespace = oid;
+	pv_log_debug("archive \"%s\" (tablespace %u)", name, oid);
+	return pv_stream_tar_parser_new(&c->base);
+}
+
+static void
+draw_progress(backup_state *st)
+{
+	double		secs = elapsed_s(&st->started);
+	char		done[32];
+	char		total[32];
+	char		rate[32];
+	double		r = secs > 0 ? (double) st->bytes_seen / secs : 0;
+
+	pv_format_size(st->bytes_seen, done, sizeof(done));
+	pv_format_size((uint64_t) r, rate, sizeof(rate));
+	if (st->total_estimate > 0 && st->bytes_seen <= st->total_estimate)
+	{
+		double		frac = (double) st->bytes_seen / (double) st->total_estimate;
+		double		eta = r > 0 ? (double) (st->total_estimate - st->bytes_seen) / r : 0;
+
+		pv_format_size(st->total_estimate, total, sizeof(total));
+		pv_progress("backup: %s of %s (%3.0f%%), %s/s, ETA %.0fs", done, total, frac * 100, rate, eta);
+	}
+	else
+		pv_progress("backup: %s, %s/s", done, rate);
+}
+
+static void
+cb_progress(void *arg, uint64_t bytes_done)
+{
+	backup_state *st = arg;
+
+	if (st->opts->progress && elapsed_s(&st->last_progress) >= 0.25)
+	{
+		clock_gettime(CLOCK_MONOTONIC, &st->last_progress);
+		draw_progress(st);
+	}
+}
+
+static int
+cb_manifest(void *arg, const uint8_t *data, size_t len, pv_err *err)
+{
+	backup_state *st = arg;
+
+	if (st->pg_manifest.len + len > (256u << 20))
+		return pv_err_set(err, PV_E_CORRUPT, 0, "the server's backup_manifest is larger than 256 MiB");
+	pv_buf_append(&st->pg_manifest, data, len);
+	return 0;
+}
+
+static int
+cb_end(void *arg, uint64_t end_lsn, uint32_t tli, pv_err *err)
+{
+	backup_state *st = arg;
+
+	st->m->stop_lsn = end_lsn;
+	st->m->stop_timeline = tli;
+	return 0;
+}
+
+/* ------------------------------------------------------------ WAL wait */
+
+void
+pv_wal_key(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "wal/%.16s/%s", name, name);
+}
+
+/* Wait until every WAL segment from start to stop is in the repository. */
+static int
+wait_for_wal(backup_state *st, pv_err *err)
+{
+	pv_manifest *m = st->m;
+	uint64_t	seg = m->start_lsn / st->seg_size;
+	uint64_t	last = m->stop_lsn / st->seg_size;
+	struct timespec t0;
+
+	/* the stop LSN at a segment boundary belongs to the segment before */
+	if (m->stop_lsn % st->seg_size == 0 && last > seg)
+		last--;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (; seg <= last; seg++)
+	{
+		char		name[32];
+		char		key[64];
+		pv_storage_info info;
+
+		pv_wal_segment_name(m->stop_timeline, seg * st->seg_size, st->seg_size, name, sizeof(name));
+		pv_wal_key(name, key, sizeof(key));
+		for (;;)
+		{
+			pv_err		herr;
+
+			if (pv_storage_head(st->repo->storage, key, &info, &herr) == 0)
+				break;
+			if (herr.kind != PV_E_NOTFOUND)
+			{
+				*err = herr;
+				return -1;
+			}
+			if (elapsed_s(&t0) * 1000 > (double) st->opts->wal_timeout_ms)
+			{
+				pv_err_set(err, PV_E_PRECOND, 0, "WAL file %s, needed by this backup, did not reach the repository within %llus",
+						   name, (unsigned long long) (st->opts->wal_timeout_ms / 1000));
+				return pv_err_hint(err, "check that archive_command is 'pgvault -c CONFIG wal-push %%p' (pgvault check tests it) and that archiving is not failing (pg_stat_archiver)");
+			}
+			usleep(200 * 1000);
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ driver */
+
+void
+pv_backup_id_for(int64_t unix_time, char *buf, size_t len)
+{
+	time_t		t = (time_t) unix_time;
+	struct tm	tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+/* A fresh backup id; waits out a second if the current one is taken. */
+static int
+choose_id(pv_repo *repo, pv_manifest *m, pv_err *err)
+{
+	for (int tries = 0; tries < 3; tries++)
+	{
+		char		key[64];
+		pv_storage_info info;
+		pv_err		herr;
+
+		m->start_time = (int64_t) time(NULL);
+		pv_backup_id_for(m->start_time, m->id, sizeof(m->id));
+		snprintf(key, sizeof(key), "backups/%s/manifest", m->id);
+		if (pv_storage_head(repo->storage, key, &info, &herr) != 0)
+		{
+			if (herr.kind == PV_E_NOTFOUND)
+				return 0;
+			*err = herr;
+			return -1;
+		}
+		sleep(1);
+	}
+	return pv_err_set(err, PV_E_FAIL, 0, "could not choose a new backup id");
+}
+
+static int
+start_threads(backup_state *st)
+{
+	pv_queue_init(&st->jobs, (size_t) st->nworkers * 2);
+	/* one pack uploading, one waiting: memory stays near 3 packs at most */
+	pv_queue_init(&st->uploads, 1);
+	st->workers = pv_calloc((size_t) st->nworkers, sizeof(pthread_t));
+	for (int i = 0; i < st->nworkers; i++)
+		pthread_create(&st->workers[i], NULL, worker_main, st);
+	pthread_create(&st->uploader, NULL, uploader_main, st);
+	return 0;
+}
+
+/* Drain the pipeline: workers, the last pack, the uploader. */
+static void
+stop_threads(backup_state *st)
+{
+	pv_queue_close(&st->jobs);
+	for (int i = 0; i < st->nworkers; i++)
+		pthread_join(st->workers[i], NULL);
+	if (!has_failed(st) && st->builder->count > 0)
+	{
+		if (!pv_queue_push(&st->uploads, st->builder))
+			pv_pack_builder_free(st->builder);
+		st->builder = NULL;
+	}
+	pv_queue_close(&st->uploads);
+	pthread_join(st->uploader, NULL);
+	pv_pack_builder_free(st->builder);
+	st->builder = NULL;
+	free(st->workers);
+	pv_queue_destroy(&st->jobs);
+	pv_queue_destroy(&st->uploads);
+}
+
+static int
+run_stream(backup_state *st, PGconn *conn, pv_err *err)
+{
+	pv_bb_options bb = {0};
+	pv_bb_callbacks cb = {0};
+	char		label[256];
+	int			rc;
+
+	snprintf(label, sizeof(label), "%s", st->opts->label ? st->opts->label : "pgvault");
+	bb.label = label;
+	bb.fast_checkpoint = st->opts->fast_checkpoint;
+	bb.server_zstd = st->opts->transport_zstd;
+	bb.zstd_level = 1;
+	bb.manifest_checksums = "SHA256";
+	cb.arg = st;
+	cb.on_start = cb_start;
+	cb.on_archive = cb_archive;
+	cb.on_progress = cb_progress;
+	cb.on_manifest = cb_manifest;
+	cb.on_end = cb_end;
+	start_threads(st);
+	rc = pv_pg_base_backup(conn, &bb, &cb, err);
+	stop_threads(st);
+	if (st->opts->progress)
+	{
+		draw_progress(st);
+		pv_progress_done();
+	}
+	if (has_failed(st))
+	{
+		*err = st->err;
+		return -1;
+	}
+	return rc;
+}
+
+static int
+finish_backup(backup_state *st, pv_err *err)
+{
+	pv_manifest *m = st->m;
+	char		index_id[33];
+	struct timespec now;
+
+	if (wait_for_wal(st, err) != 0)
+		return -1;
+	if (st->nnew > 0)
+	{
+		if (pv_index_write(st->repo, st->new_entries, st->nnew, index_id, err) != 0)
+			return pv_err_prefix(err, "could not store the backup's index");
+		m->index_id = pv_strdup(index_id);
+	}
+	m->pg_manifest = pv_strndup((const char *) st->pg_manifest.data ? (const char *) st->pg_manifest.data : "",
+								st->pg_manifest.len);
+	m->stop_time = (int64_t) time(NULL);
+	m->new_bytes = st->new_bytes;
+	m->stored_bytes = st->stored_bytes;
+	m->chunks_total = st->chunks_total;
+	m->chunks_new = st->chunks_new;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	m->duration_ms = (uint64_t) (elapsed_s(&st->started) * 1000);
+	/* the manifest is written last: from now on the backup exists */
+	if (pv_manifest_store(st->repo, m, err) != 0)
+		return pv_err_prefix(err, "could not store the manifest of backup %s", m->id);
+	return 0;
+}
+
+int
+pv_backup_run(pv_repo *repo, const pv_config *cfg, const pv_backup_opts *opts,
+			  pv_manifest **result, pv_err *err)
+{
+	backup_state st;
+	pv_lock    *backup_lock = NULL;
+	pv_lock    *repo_lock = NULL;
+	PGconn	   *conn = NULL;
+	pv_pg_system sys;
+	int			rc = -1;
+	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(&st, 0, sizeof(st));
+	*result = NULL;
+	if (pv_lock_take(cfg->lock_dir, repo->repo_id, "backup", true, &backup_lock, err) != 0)
+		return -1;
+	if (pv_lock_take(cfg->lock_dir, repo->repo_id, "repo", false, &repo_lock, err) != 0)
+	{
+		pv_lock_release(backup_lock);
+		return -1;
+	}
+	st.repo = repo;
+	st.cfg = cfg;
+	st.opts = opts;
+	st.m = pv_manifest_new();
+	st.index = pv_index_new();
+	st.chunk_size = repo->chunk_size;
+	st.pack_size = cfg->pack_size;
+	st.nworkers = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
+	st.builder = pv_pack_builder_new();
+	pthread_mutex_init(&st.pack_mu, NULL);
+	pthread_mutex_init(&st.err_mu, NULL);
+	pv_buf_init(&st.pg_manifest);
+	clock_gettime(CLOCK_MONOTONIC, &st.started);
+	st.last_progress = st.started;
+
+	if (pv_index_load(st.index, repo, err) != 0)
+		goto out;
+	conn = pv_pg_connect(cfg->pg_conninfo, true, err);
+	if (conn == NULL)
+		goto out;
+	if (pv_pg_identify_system(conn, &sys, err) != 0)
+		goto out;
+	if (choose_id(repo, st.m, err) != 0)
+		goto out;
+	st.seg_size = sys.wal_segment_size;
+	st.m->wal_segment_size = sys.wal_segment_size;
+	st.m->pg_version = sys.server_version;
+	st.m->chunk_size = repo->chunk_size;
+	snprintf(st.m->system_id, sizeof(st.m->system_id), "%s", sys.sysid);
+	st.m->label = pv_strdup(opts->label ? opts->label : st.m->id);
+	pv_log_info("backup %s: starting (%d workers, checkpoint %s)", st.m->id, st.nworkers,
+				opts->fast_checkpoint ? "fast" : "spread");
+	if (run_stream(&st, conn, err) != 0)
+		goto out;
+	PQfinish(conn);
+	conn = NULL;
+	if (finish_backup(&st, err) != 0)
+		goto out;
+	*result = st.m;
+	st.m = NULL;
+	rc = 0;
+out:
+	if (conn != NULL)
+		PQfinish(conn);
+	pv_pack_builder_free(st.builder);
+	pv_manifest_free(st.m);
+	pv_index_free(st.index);
+	free(st.new_entries);
+	pv_buf_free(&st.pg_manifest);
+	pthread_mutex_destroy(&st.pack_mu);
+	pthread_mutex_destroy(&st.err_mu);
+	pv_lock_release(repo_lock);
+	pv_lock_release(backup_lock);
+	return rc;
+}
