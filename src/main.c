@@ -31,6 +31,7 @@ static const command commands[] = {
 	{"init", cmd_init, NEED_CONFIG, "create a repository (local or S3)"},
 	{"key", cmd_key, NEED_CONFIG, "add, list or remove key slots"},
 	{"backup", cmd_backup, NEED_CONFIG, "stream a base backup into the repository"},
+	{"verify", cmd_verify, NEED_CONFIG, "re-read and authenticate every backup"},
 	{"info", cmd_info, NEED_CONFIG, "show the repository"},
 	{"repo-ls", cmd_repo_ls, NEED_CONFIG, "list repository objects (maintenance)"},
 	{"repo-get", cmd_repo_get, NEED_CONFIG, "decrypt and authenticate one object (maintenance)"},

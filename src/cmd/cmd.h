@@ -49,5 +49,6 @@ extern int	cmd_repo_ls(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_repo_get(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_repo_put(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_backup(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_verify(pv_cmd_ctx *ctx, int argc, char **argv);
 
 #endif

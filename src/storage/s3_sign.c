@@ -16,6 +16,12 @@
 
 #include <sodium.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHA_NI_CODE 1
+#endif
+
 #include "storage/s3_sign.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
@@ -65,15 +71,6 @@ pv_s3_hex(const uint8_t *bin, size_t len, char *out)
 }
 
 void
-pv_s3_sha256_hex(const void *data, size_t len, char out[PV_S3_SHA256_HEX_LEN + 1])
-{
-	uint8_t		h[crypto_hash_sha256_BYTES];
-
-	crypto_hash_sha256(h, data, len);
-	pv_s3_hex(h, sizeof(h), out);
-}
-
-void
 pv_s3_amz_date(int64_t t, char out[PV_S3_AMZ_DATE_LEN + 1])
 {
 	time_t		tt = (time_t) t;
@@ -81,6 +78,204 @@ pv_s3_amz_date(int64_t t, char out[PV_S3_AMZ_DATE_LEN + 1])
 
 	gmtime_r(&tt, &tm);
 	strftime(out, PV_S3_AMZ_DATE_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+/* ------------------------------------------------------------ SHA-256 */
+
+/*
+ * SHA-256 runs over every byte pgvault uploads, so it uses the x86 SHA
+ * extensions when the CPU has them (about four times libsodium's portable
+ * code); otherwise, and everywhere else, libsodium. Both paths are checked
+ * against each other by the unit tests.
+ */
+typedef struct sha256_ctx
+{
+	bool		ni;
+	crypto_hash_sha256_state sodium;
+	uint32_t	state[8];
+	uint64_t	count;			/* bytes */
+	uint8_t		block[64];
+} sha256_ctx;
+
+#ifdef HAVE_SHA_NI_CODE
+static bool
+cpu_has_sha_ni(void)
+{
+	unsigned int a,
+				b,
+				c,
+				d;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSSE3) || !(c & bit_SSE4_1))
+		return false;
+	if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+		return false;
+	return (b & bit_SHA) != 0;
+}
+
+static const uint32_t sha256_k[64] = {
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+	0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+	0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+	0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+	0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
+};
+
+/* Four rounds (group g of 16) with message schedule work; w[] holds W[4g..4g+15]. */
+#define SHA_NI_GROUP(g) \
+	do { \
+		__m128i		m = _mm_add_epi32(w[(g) & 3], _mm_loadu_si128((const __m128i *) &sha256_k[4 * (g)])); \
+		st1 = _mm_sha256rnds2_epu32(st1, st0, m); \
+		if ((g) >= 3 && (g) <= 14) \
+		{ \
+			__m128i		t = _mm_alignr_epi8(w[(g) & 3], w[((g) + 3) & 3], 4); \
+			w[((g) + 1) & 3] = _mm_sha256msg2_epu32(_mm_add_epi32(w[((g) + 1) & 3], t), w[(g) & 3]); \
+		} \
+		m = _mm_shuffle_epi32(m, 0x0E); \
+		st0 = _mm_sha256rnds2_epu32(st0, st1, m); \
+		if ((g) >= 1 && (g) <= 12) \
+			w[((g) + 3) & 3] = _mm_sha256msg1_epu32(w[((g) + 3) & 3], w[(g) & 3]); \
+	} while (0)
+
+__attribute__((target("sha,sse4.1,ssse3")))
+static void
+sha256_ni_blocks(uint32_t state[8], const uint8_t *p, size_t nblocks)
+{
+	const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+	__m128i		t = _mm_loadu_si128((const __m128i *) &state[0]);
+	__m128i		st1 = _mm_loadu_si128((const __m128i *) &state[4]);
+	__m128i		st0;
+
+	t = _mm_shuffle_epi32(t, 0xB1);		/* CDAB */
+	st1 = _mm_shuffle_epi32(st1, 0x1B);	/* EFGH */
+	st0 = _mm_alignr_epi8(t, st1, 8);	/* ABEF */
+	st1 = _mm_blend_epi16(st1, t, 0xF0);	/* CDGH */
+	for (; nblocks > 0; nblocks--, p += 64)
+	{
+		__m128i		abef = st0;
+		__m128i		cdgh = st1;
+		__m128i		w[4];
+
+		for (int i = 0; i < 4; i++)
+			w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *) (p + 16 * i)), mask);
+		SHA_NI_GROUP(0);
+		SHA_NI_GROUP(1);
+		SHA_NI_GROUP(2);
+		SHA_NI_GROUP(3);
+		SHA_NI_GROUP(4);
+		SHA_NI_GROUP(5);
+		SHA_NI_GROUP(6);
+		SHA_NI_GROUP(7);
+		SHA_NI_GROUP(8);
+		SHA_NI_GROUP(9);
+		SHA_NI_GROUP(10);
+		SHA_NI_GROUP(11);
+		SHA_NI_GROUP(12);
+		SHA_NI_GROUP(13);
+		SHA_NI_GROUP(14);
+		SHA_NI_GROUP(15);
+		st0 = _mm_add_epi32(st0, abef);
+		st1 = _mm_add_epi32(st1, cdgh);
+	}
+	t = _mm_shuffle_epi32(st0, 0x1B);	/* FEBA */
+	st1 = _mm_shuffle_epi32(st1, 0xB1);	/* DCHG */
+	st0 = _mm_blend_epi16(t, st1, 0xF0);	/* DCBA */
+	st1 = _mm_alignr_epi8(st1, t, 8);	/* HGFE */
+	_mm_storeu_si128((__m128i *) &state[0], st0);
+	_mm_storeu_si128((__m128i *) &state[4], st1);
+}
+#endif
+
+static void
+sha256_init(sha256_ctx *c)
+{
+	static const uint32_t iv[8] = {
+		0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19
+	};
+
+	c->ni = false;
+#ifdef HAVE_SHA_NI_CODE
+	c->ni = getenv("PGVAULT_NO_SHA_NI") == NULL && cpu_has_sha_ni();
+#endif
+	if (!c->ni)
+		crypto_hash_sha256_init(&c->sodium);
+	memcpy(c->state, iv, sizeof(iv));
+	c->count = 0;
+}
+
+static void
+sha256_update(sha256_ctx *c, const uint8_t *p, size_t len)
+{
+#ifdef HAVE_SHA_NI_CODE
+	size_t		have;
+
+	if (!c->ni)
+	{
+		crypto_hash_sha256_update(&c->sodium, p, len);
+		return;
+	}
+	have = (size_t) (c->count & 63);
+	c->count += len;
+	if (have > 0)
+	{
+		size_t		take = 64 - have < len ? 64 - have : len;
+
+		memcpy(c->block + have, p, take);
+		p += take;
+		len -= take;
+		if (have + take < 64)
+			return;
+		sha256_ni_blocks(c->state, c->block, 1);
+	}
+	if (len >= 64)
+	{
+		sha256_ni_blocks(c->state, p, len / 64);
+		p += len & ~(size_t) 63;
+		len &= 63;
+	}
+	if (len > 0)
+		memcpy(c->block, p, len);
+#else
+	crypto_hash_sha256_update(&c->sodium, p, len);
+#endif
+}
+
+static void
+sha256_final(sha256_ctx *c, uint8_t out[32])
+{
+	if (c->ni)
+	{
+		static const uint8_t pad[64] = {0x80};
+		uint64_t	bits = c->count * 8;
+		size_t		have = (size_t) (c->count & 63);
+		uint8_t		lenbytes[8];
+
+		for (int i = 0; i < 8; i++)
+			lenbytes[i] = (uint8_t) (bits >> (56 - 8 * i));
+		sha256_update(c, pad, have < 56 ? 56 - have : 120 - have);
+		sha256_update(c, lenbytes, 8);
+		for (int i = 0; i < 8; i++)
+			for (int j = 0; j < 4; j++)
+				out[4 * i + j] = (uint8_t) (c->state[i] >> (24 - 8 * j));
+	}
+	else
+		crypto_hash_sha256_final(&c->sodium, out);
+	sodium_memzero(c, sizeof(*c));
+}
+
+void
+pv_s3_sha256_hex(const void *data, size_t len, char out[PV_S3_SHA256_HEX_LEN + 1])
+{
+	sha256_ctx	c;
+	uint8_t		h[32];
+
+	sha256_init(&c);
+	sha256_update(&c, data, len);
+	sha256_final(&c, h);
+	pv_s3_hex(h, sizeof(h), out);
 }
 
 /* ------------------------------------------------------------ query */
@@ -343,7 +538,7 @@ pv_s3_authorization(const pv_s3_sign_input *in, const char *access_key,
 /* ------------------------------------------------------------ MD5 */
 
 #define MD5_F(x, y, z) ((z) ^ ((x) & ((y) ^ (z))))
-#define MD5_G(x, y, z) ((y) ^ ((z) & ((x) ^ (y))))
+#define MD5_G(x, y, z) (((x) & (z)) + ((y) & ~(z)))	/* the terms never overlap */
 #define MD5_H(x, y, z) ((x) ^ (y) ^ (z))
 #define MD5_I(x, y, z) ((y) ^ ((x) | ~(z)))
 #define MD5_STEP(f, a, b, c, d, xk, t, s) \
@@ -510,20 +705,20 @@ pv_s3_hash_body(const void *data, size_t len, char sha256_hex[PV_S3_SHA256_HEX_L
 {
 	const size_t step = 32 * 1024;
 	const uint8_t *p = data;
-	crypto_hash_sha256_state sha;
+	sha256_ctx	sha;
 	pv_s3_md5_ctx mctx;
-	uint8_t		h[crypto_hash_sha256_BYTES];
+	uint8_t		h[32];
 
-	crypto_hash_sha256_init(&sha);
+	sha256_init(&sha);
 	pv_s3_md5_init(&mctx);
 	for (size_t off = 0; off < len; off += step)
 	{
 		size_t		n = len - off < step ? len - off : step;
 
-		crypto_hash_sha256_update(&sha, p + off, n);
+		sha256_update(&sha, p + off, n);
 		pv_s3_md5_update(&mctx, p + off, n);
 	}
-	crypto_hash_sha256_final(&sha, h);
+	sha256_final(&sha, h);
 	pv_s3_md5_final(&mctx, md5);
 	pv_s3_hex(h, sizeof(h), sha256_hex);
 }

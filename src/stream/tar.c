@@ -424,7 +424,7 @@ process_header(tar_parser *t, pv_err *err)
 	char		raw[PV_MEMBER_PATH_MAX + H_PREFIX_LEN + 2];
 	char		type = (char) h[H_TYPE];
 	int64_t		chk;
-	uint64_t	size;
+	uint64_t	size = 0;
 
 	if (all_zero(h, TAR_BLOCK))
 		return zero_block(t, err);

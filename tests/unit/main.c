@@ -32,6 +32,7 @@ main(void)
 	srunner_add_suite(sr, suite_crypto());
 	srunner_add_suite(sr, suite_storage());
 	srunner_add_suite(sr, suite_repo());
+	srunner_add_suite(sr, suite_pack());
 	srunner_add_suite(sr, suite_s3());
 	srunner_add_suite(sr, suite_pg());
 	srunner_add_suite(sr, suite_tar());

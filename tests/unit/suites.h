@@ -12,6 +12,7 @@ extern Suite *suite_stream(void);
 extern Suite *suite_crypto(void);
 extern Suite *suite_storage(void);
 extern Suite *suite_repo(void);
+extern Suite *suite_pack(void);
 extern Suite *suite_s3(void);
 extern Suite *suite_pg(void);
 extern Suite *suite_tar(void);

@@ -247,10 +247,14 @@ END_TEST
 
 /* ---- building archives for the hostile cases ---- */
 
+/* Zero-padded octal with one trailing space, exactly width bytes (like print_tar_number). */
 static void
 octal(uint8_t *f, size_t width, uint64_t v)
 {
-	snprintf((char *) f, width + 1, "%0*llo ", (int) width - 1, (unsigned long long) v);
+	char		tmp[32];
+
+	snprintf(tmp, sizeof(tmp), "%0*llo ", (int) width - 1, (unsigned long long) v);
+	memcpy(f, tmp, width);
 }
 
 static void

@@ -1,0 +1,567 @@
+/*
+ * verify.c - re-read and authenticate everything the backups need
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "backup/backup.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "pg/pg.h"
+#include "repo/manifest.h"
+#include "repo/pack.h"
+#include "verify/verify.h"
+
+typedef struct verify_ctx
+{
+	pv_repo    *repo;
+	pv_index   *index;
+	json_t	   *wal_names;		/* name -> key, every archived WAL object */
+	json_t	   *wal_checked;	/* name -> true/false once authenticated */
+	json_t	   *referenced_packs;	/* pack key -> true */
+	pthread_mutex_t mu;
+} verify_ctx;
+
+/* One backup's file check, shared by the worker threads. */
+typedef struct file_job
+{
+	verify_ctx *v;
+	pv_manifest *m;
+	json_t	   *pg_files;		/* path -> {Size, Checksum} from the server's manifest */
+	json_t	   *damaged;		/* array of {object, file, error} */
+	size_t		next;			/* next file index */
+	uint64_t	bytes;
+	uint64_t	files;
+	pthread_mutex_t mu;
+} file_job;
+
+static void
+add_damage(json_t *damaged, pthread_mutex_t *mu, const char *object, const char *file, const char *error)
+{
+	json_t	   *o = json_object();
+
+	json_object_set_new(o, "object", json_string(object));
+	if (file != NULL)
+		json_object_set_new(o, "file", json_string(file));
+	json_object_set_new(o, "error", json_string(error));
+	pthread_mutex_lock(mu);
+	json_array_append_new(damaged, o);
+	pthread_mutex_unlock(mu);
+}
+
+/* The path PostgreSQL's backup_manifest uses for a file. */
+static char *
+pg_path(const pv_manifest_file *f)
+{
+	if (f->tablespace == 0)
+		return pv_strdup(f->path);
+	return pv_asprintf("pg_tblspc/%u/%s", f->tablespace, f->path);
+}
+
+static void
+check_file(file_job *job, const pv_manifest_file *f, pv_buf *buf)
+{
+	crypto_hash_sha256_state sha;
+	uint8_t		digest[32];
+	char		hex[65];
+	char	   *path = pg_path(f);
+	json_t	   *expect = json_object_get(job->pg_files, path);
+	uint64_t	total = 0;
+
+	crypto_hash_sha256_init(&sha);
+	for (size_t c = 0; c < f->nchunks; c++)
+	{
+		pv_chunk_loc loc;
+		pv_err		err;
+		char		idhex[65];
+
+		pv_hex_encode(f->chunks[c], 32, idhex);
+		if (!pv_index_lookup(job->v->index, f->chunks[c], &loc))
+		{
+			char	   *msg = pv_asprintf("chunk %s (part %zu) is in no index", idhex, c);
+
+			add_damage(job->damaged, &job->mu, "index", path, msg);
+			free(msg);
+			free(path);
+			return;
+		}
+		pv_buf_reset(buf);
+		if (pv_chunk_fetch(job->v->repo, f->chunks[c], &loc, buf, &err) != 0)
+		{
+			char		key[64];
+
+			pv_pack_key(loc.pack, key, sizeof(key));
+			add_damage(job->damaged, &job->mu, key, path, err.msg);
+			free(path);
+			return;
+		}
+		crypto_hash_sha256_update(&sha, buf->data, buf->len);
+		total += buf->len;
+	}
+	crypto_hash_sha256_final(&sha, digest);
+	pv_hex_encode(digest, sizeof(digest), hex);
+	if (total != f->size)
+	{
+		char	   *msg = pv_asprintf("reassembled size %llu, manifest says %llu",
+									  (unsigned long long) total, (unsigned long long) f->size);
+
+		add_damage(job->damaged, &job->mu, "manifest", path, msg);
+		free(msg);
+	}
+	else if (expect != NULL)
+	{
+		const char *alg = json_string_value(json_object_get(expect, "Checksum-Algorithm"));
+		const char *sum = json_string_value(json_object_get(expect, "Checksum"));
+		json_int_t	size = json_integer_value(json_object_get(expect, "Size"));
+
+		if ((uint64_t) size != total)
+			add_damage(job->damaged, &job->mu, "manifest", path, "size differs from the server's backup_manifest");
+		else if (alg != NULL && strcmp(alg, "SHA256") == 0 && sum != NULL && strcasecmp(sum, hex) != 0)
+			add_damage(job->damaged, &job->mu, "manifest", path, "SHA-256 differs from the server's backup_manifest");
+		json_object_set_new(expect, "seen", json_true());
+	}
+	pthread_mutex_lock(&job->mu);
+	job->bytes += total;
+	job->files++;
+	pthread_mutex_unlock(&job->mu);
+	free(path);
+}
+
+static void *
+file_worker(void *arg)
+{
+	file_job   *job = arg;
+	pv_buf		buf;
+
+	pv_buf_init(&buf);
+	for (;;)
+	{
+		size_t		i;
+
+		pthread_mutex_lock(&job->mu);
+		i = job->next++;
+		pthread_mutex_unlock(&job->mu);
+		if (i >= job->m->nfiles)
+			break;
+		if (job->m->files[i].type == PV_FILE_REGULAR)
+			check_file(job, &job->m->files[i], &buf);
+	}
+	pv_buf_free(&buf);
+	return NULL;
+}
+
+/* The server's manifest as path -> entry (Encoded-Path decoded). */
+static json_t *
+pg_manifest_files(const pv_manifest *m, json_t *damaged, pthread_mutex_t *mu)
+{
+	json_error_t jerr;
+	json_t	   *files = json_object();
+	json_t	   *j;
+	json_t	   *arr;
+	size_t		i;
+	json_t	   *e;
+
+	if (m->pg_manifest == NULL || m->pg_manifest[0] == '\0')
+	{
+		add_damage(damaged, mu, "manifest", NULL, "the server's backup_manifest is missing");
+		return files;
+	}
+	j = json_loads(m->pg_manifest, 0, &jerr);
+	arr = json_object_get(j, "Files");
+	if (j == NULL || !json_is_array(arr))
+	{
+		add_damage(damaged, mu, "manifest", NULL, "the server's backup_manifest does not parse");
+		json_decref(j);
+		return files;
+	}
+	json_array_foreach(arr, i, e)
+	{
+		const char *path = json_string_value(json_object_get(e, "Path"));
+		const char *enc = json_string_value(json_object_get(e, "Encoded-Path"));
+		char	   *decoded = NULL;
+
+		if (path == NULL && enc != NULL && strlen(enc) % 2 == 0)
+		{
+			decoded = pv_calloc(strlen(enc) / 2 + 1, 1);
+			if (pv_hex_decode(enc, (uint8_t *) decoded, strlen(enc) / 2) == 0)
+				path = decoded;
+		}
+		if (path != NULL)
+			json_object_set(files, path, e);
+		free(decoded);
+	}
+	json_decref(j);
+	return files;
+}
+
+static void
+check_files(verify_ctx *v, pv_manifest *m, int jobs, json_t *damaged, uint64_t *files, uint64_t *bytes)
+{
+	file_job	job;
+	pthread_t  *t = pv_calloc((size_t) jobs, sizeof(pthread_t));
+	const char *key;
+	json_t	   *e;
+
+	memset(&job, 0, sizeof(job));
+	pthread_mutex_init(&job.mu, NULL);
+	job.v = v;
+	job.m = m;
+	job.damaged = damaged;
+	job.pg_files = pg_manifest_files(m, damaged, &job.mu);
+	for (int i = 0; i < jobs; i++)
+		pthread_create(&t[i], NULL, file_worker, &job);
+	for (int i = 0; i < jobs; i++)
+		pthread_join(t[i], NULL);
+	/* a file the server listed that the backup does not hold */
+	json_object_foreach(job.pg_files, key, e)
+	{
+		if (!json_is_true(json_object_get(e, "seen")))
+			add_damage(damaged, &job.mu, "manifest", key, "listed in the server's backup_manifest but not in the backup");
+	}
+	json_decref(job.pg_files);
+	pthread_mutex_destroy(&job.mu);
+	free(t);
+	*files = job.files;
+	*bytes = job.bytes;
+}
+
+/* Authenticate one WAL object (once per run). */
+static bool
+wal_ok(verify_ctx *v, const char *name, const char *key, json_t *damaged)
+{
+	json_t	   *done = json_object_get(v->wal_checked, name);
+	pv_err		err;
+	bool		good;
+
+	if (done != NULL)
+		return json_is_true(done);
+	good = pv_repo_read_sealed(v->repo, key, PV_OBJ_WAL, pv_stream_null_new(), &err) == 0;
+	if (!good)
+		add_damage(damaged, &v->mu, key, NULL, err.msg);
+	json_object_set_new(v->wal_checked, name, json_boolean(good));
+	return good;
+}
+
+/* WAL from the backup's start to the end of its timeline. */
+static json_t *
+check_wal(verify_ctx *v, const pv_manifest *m, json_t *damaged, bool *unrestorable, bool *gap)
+{
+	json_t	   *w = json_object();
+	uint32_t	seg_size = m->wal_segment_size;
+	uint64_t	seg = m->start_lsn / seg_size;
+	uint64_t	stop_seg = m->stop_lsn / seg_size;
+	uint64_t	last_present = 0;
+	const char *name;
+	json_t	   *e;
+	char		buf[64];
+
+	*unrestorable = false;
+	*gap = false;
+	if (m->stop_lsn % seg_size == 0 && stop_seg > seg)
+		stop_seg--;
+	/* the highest segment archived on this timeline */
+	json_object_foreach(v->wal_names, name, e)
+	{
+		unsigned	tli;
+		unsigned	log;
+		unsigned	s;
+
+		if (strlen(name) == 24 && sscanf(name, "%08X%08X%08X", &tli, &log, &s) == 3 && tli == m->stop_timeline)
+		{
+			uint64_t	n = (uint64_t) log * (0x100000000ULL / seg_size) + s;
+
+			if (n > last_present)
+				last_present = n;
+		}
+	}
+	json_object_set_new(w, "timeline", json_integer(m->stop_timeline));
+	pv_wal_segment_name(m->stop_timeline, seg * seg_size, seg_size, buf, sizeof(buf));
+	json_object_set_new(w, "first", json_string(buf));
+	for (; seg <= stop_seg || seg <= last_present; seg++)
+	{
+		char		key[160];
+		json_t	   *k;
+
+		pv_wal_segment_name(m->stop_timeline, seg * seg_size, seg_size, buf, sizeof(buf));
+		k = json_object_get(v->wal_names, buf);
+		if (k == NULL || !wal_ok(v, buf, json_string_value(k), damaged))
+		{
+			char		lsn[32];
+
+			pv_lsn_format(seg * seg_size, lsn, sizeof(lsn));
+			json_object_set_new(w, "first_missing", json_string(buf));
+			json_object_set_new(w, "restorable_until_lsn", json_string(lsn));
+			if (seg <= stop_seg)
+				*unrestorable = true;
+			else
+				*gap = true;
+			if (k == NULL)
+			{
+				snprintf(key, sizeof(key), "WAL file %s is missing from the archive", buf);
+				add_damage(damaged, &v->mu, "wal", NULL, key);
+			}
+			return w;
+		}
+		json_object_set_new(w, "last", json_string(buf));
+	}
+	return w;
+}
+
+static json_t *
+verify_backup(verify_ctx *v, const char *id, int jobs, bool *good)
+{
+	json_t	   *o = json_object();
+	json_t	   *damaged = json_array();
+	pv_manifest *m = NULL;
+	pv_err		err;
+	uint64_t	files = 0;
+	uint64_t	bytes = 0;
+	bool		unrestorable = false;
+	bool		gap = false;
+	size_t		file_damage = 0;
+	const char *status;
+
+	json_object_set_new(o, "id", json_string(id));
+	if (pv_manifest_load(v->repo, id, &m, &err) != 0)
+	{
+		char		key[64];
+
+		snprintf(key, sizeof(key), "backups/%s/manifest", id);
+		add_damage(damaged, &v->mu, key, NULL, err.msg);
+	}
+	else
+	{
+		char		lsn[32];
+
+		pv_lsn_format(m->stop_lsn, lsn, sizeof(lsn));
+		json_object_set_new(o, "stop_lsn", json_string(lsn));
+		check_files(v, m, jobs, damaged, &files, &bytes);
+		file_damage = json_array_size(damaged);
+		json_object_set_new(o, "wal", check_wal(v, m, damaged, &unrestorable, &gap));
+	}
+	json_object_set_new(o, "files_checked", json_integer((json_int_t) files));
+	json_object_set_new(o, "bytes_checked", json_integer((json_int_t) bytes));
+	if (m == NULL || unrestorable)
+		status = "unrestorable";
+	else if (file_damage > 0)
+		status = "damaged";
+	else if (gap)
+		status = "wal-gap";
+	else
+		status = "ok";
+	json_object_set_new(o, "status", json_string(status));
+	json_object_set_new(o, "damaged", damaged);
+	*good = strcmp(status, "ok") == 0;
+	pv_manifest_free(m);
+	return o;
+}
+
+/* Pack headers against the index; unreferenced packs and index objects. */
+static json_t *
+check_packs(verify_ctx *v, json_t *referenced_index, bool *good, pv_err *err)
+{
+	json_t	   *out = json_object();
+	json_t	   *damaged = json_array();
+	json_t	   *unref_packs = json_array();
+	json_t	   *unref_index = json_array();
+	pv_storage_list_result packs = {0};
+	pv_storage_list_result idx = {0};
+	uint64_t	checked = 0;
+
+	*good = true;
+	if (pv_storage_list_all(v->repo->storage, "packs/", &packs, err) != 0 ||
+		pv_storage_list_all(v->repo->storage, "index/", &idx, err) != 0)
+	{
+		pv_storage_list_result_free(&packs);
+		json_decref(out);
+		json_decref(damaged);
+		json_decref(unref_packs);
+		json_decref(unref_index);
+		return NULL;
+	}
+	for (size_t i = 0; i < packs.count; i++)
+	{
+		pv_index_entry *entries;
+		size_t		n;
+		uint64_t	size;
+		pv_err		perr;
+
+		if (pv_pack_read_header(v->repo, packs.entries[i].key, &entries, &n, &size, &perr) != 0)
+		{
+			add_damage(damaged, &v->mu, packs.entries[i].key, NULL, perr.msg);
+			*good = false;
+			continue;
+		}
+		checked++;
+		for (size_t k = 0; k < n; k++)
+		{
+			pv_chunk_loc loc;
+
+			if (pv_index_lookup(v->index, entries[k].id, &loc) &&
+				memcmp(loc.pack, entries[k].loc.pack, PV_PACK_ID_LEN) == 0 &&
+				(loc.offset != entries[k].loc.offset || loc.length != entries[k].loc.length))
+			{
+				add_damage(damaged, &v->mu, packs.entries[i].key, NULL, "pack header and index disagree on a chunk's place");
+				*good = false;
+				break;
+			}
+		}
+		free(entries);
+		if (json_object_get(v->referenced_packs, packs.entries[i].key) == NULL)
+			json_array_append_new(unref_packs, json_string(packs.entries[i].key));
+	}
+	for (size_t i = 0; i < idx.count; i++)
+		if (json_object_get(referenced_index, idx.entries[i].key + 6) == NULL)
+			json_array_append_new(unref_index, json_string(idx.entries[i].key));
+	json_object_set_new(out, "checked", json_integer((json_int_t) checked));
+	json_object_set_new(out, "damaged", damaged);
+	json_object_set_new(out, "unreferenced_packs", unref_packs);
+	json_object_set_new(out, "unreferenced_index", unref_index);
+	pv_storage_list_result_free(&packs);
+	pv_storage_list_result_free(&idx);
+	return out;
+}
+
+static int
+load_wal_names(verify_ctx *v, pv_err *err)
+{
+	pv_storage_list_result wal = {0};
+
+	if (pv_storage_list_all(v->repo->storage, "wal/", &wal, err) != 0)
+		return -1;
+	for (size_t i = 0; i < wal.count; i++)
+	{
+		const char *name = strrchr(wal.entries[i].key, '/');
+
+		json_object_set_new(v->wal_names, name ? name + 1 : wal.entries[i].key, json_string(wal.entries[i].key));
+	}
+	pv_storage_list_result_free(&wal);
+	return 0;
+}
+
+/* Every pack the index points to (for the "unreferenced" report). */
+static int
+collect_referenced(verify_ctx *v, json_t *referenced_index, pv_err *err)
+{
+	char	  **ids;
+	size_t		n;
+
+	if (pv_manifest_list(v->repo, &ids, &n, err) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+	{
+		pv_manifest *m;
+		pv_err		merr;
+
+		if (pv_manifest_load(v->repo, ids[i], &m, &merr) != 0)
+			continue;			/* reported per backup */
+		if (m->index_id)
+			json_object_set_new(referenced_index, m->index_id, json_true());
+		for (size_t f = 0; f < m->nfiles; f++)
+			for (size_t c = 0; c < m->files[f].nchunks; c++)
+			{
+				pv_chunk_loc loc;
+				char		key[64];
+
+				if (pv_index_lookup(v->index, m->files[f].chunks[c], &loc))
+				{
+					pv_pack_key(loc.pack, key, sizeof(key));
+					json_object_set_new(v->referenced_packs, key, json_true());
+				}
+			}
+		pv_manifest_free(m);
+	}
+	pv_manifest_list_free(ids, n);
+	return 0;
+}
+
+int
+pv_verify_run(pv_repo *repo, const pv_verify_opts *opts, json_t **report, bool *ok, pv_err *err)
+{
+	verify_ctx	v;
+	json_t	   *r = json_object();
+	json_t	   *backups = json_array();
+	json_t	   *referenced_index = json_object();
+	json_t	   *packs;
+	char	  **ids = NULL;
+	size_t		n = 0;
+	bool		good = true;
+	bool		packs_good;
+	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int			jobs = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
+	int			rc = -1;
+
+	memset(&v, 0, sizeof(v));
+	v.repo = repo;
+	v.index = pv_index_new();
+	v.wal_names = json_object();
+	v.wal_checked = json_object();
+	v.referenced_packs = json_object();
+	pthread_mutex_init(&v.mu, NULL);
+	*report = NULL;
+	*ok = false;
+
+	if (pv_index_load(v.index, repo, err) != 0)
+	{
+		/* a damaged index object: report it, carry on with what loads */
+		json_t	   *d = json_array();
+
+		add_damage(d, &v.mu, "index", NULL, err->msg);
+		json_object_set_new(r, "index_damage", d);
+		good = false;
+	}
+	if (load_wal_names(&v, err) != 0 || pv_manifest_list(repo, &ids, &n, err) != 0 ||
+		collect_referenced(&v, referenced_index, err) != 0)
+		goto out;
+	if (opts->backup_id != NULL)
+	{
+		bool		found = false;
+
+		for (size_t i = 0; i < n; i++)
+			found |= strcmp(ids[i], opts->backup_id) == 0;
+		if (!found)
+		{
+			pv_err_set(err, PV_E_USAGE, 0, "no backup \"%s\" in the repository", opts->backup_id);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		bool		bgood;
+
+		if (opts->backup_id != NULL && strcmp(ids[i], opts->backup_id) != 0)
+			continue;
+		pv_log_info("verifying backup %s", ids[i]);
+		json_array_append_new(backups, verify_backup(&v, ids[i], jobs, &bgood));
+		good &= bgood;
+	}
+	packs = check_packs(&v, referenced_index, &packs_good, err);
+	if (packs == NULL)
+		goto out;
+	good &= packs_good;
+	json_object_set_new(r, "ok", json_boolean(good));
+	json_object_set_new(r, "backups", backups);
+	backups = NULL;
+	json_object_set_new(r, "packs", packs);
+	*report = r;
+	r = NULL;
+	*ok = good;
+	rc = 0;
+out:
+	json_decref(r);
+	json_decref(backups);
+	json_decref(referenced_index);
+	pv_manifest_list_free(ids, n);
+	pv_index_free(v.index);
+	json_decref(v.wal_names);
+	json_decref(v.wal_checked);
+	json_decref(v.referenced_packs);
+	pthread_mutex_destroy(&v.mu);
+	return rc;
+}
