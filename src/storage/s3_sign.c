@@ -131,8 +131,8 @@ static const uint32_t sha256_k[64] = {
 		st1 = _mm_sha256rnds2_epu32(st1, st0, m); \
 		if ((g) >= 3 && (g) <= 14) \
 		{ \
-			__m128i		t = _mm_alignr_epi8(w[(g) & 3], w[((g) + 3) & 3], 4); \
-			w[((g) + 1) & 3] = _mm_sha256msg2_epu32(_mm_add_epi32(w[((g) + 1) & 3], t), w[(g) & 3]); \
+			__m128i		x = _mm_alignr_epi8(w[(g) & 3], w[((g) + 3) & 3], 4); \
+			w[((g) + 1) & 3] = _mm_sha256msg2_epu32(_mm_add_epi32(w[((g) + 1) & 3], x), w[(g) & 3]); \
 		} \
 		m = _mm_shuffle_epi32(m, 0x0E); \
 		st0 = _mm_sha256rnds2_epu32(st0, st1, m); \

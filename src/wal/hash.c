@@ -264,6 +264,7 @@ typedef struct wal_decode
 	pv_wal_objhdr hdr;
 	pv_wal_hasher hasher;
 	uint64_t	seen;
+	pv_wal_objhdr *result;
 } wal_decode;
 
 static int
@@ -320,6 +321,7 @@ decode_finish(pv_stream *s, pv_err *err)
 		return pv_err_set(err, PV_E_CORRUPT, 0, "WAL object \"%s\": content hash blake2b:%s differs from the recorded blake2b:%s",
 						  d->key, a, b);
 	}
+	*d->result = d->hdr;
 	return pv_stream_finish_next(s, err);
 }
 
@@ -336,19 +338,14 @@ decode_free(pv_stream *s)
 static const pv_stream_ops decode_ops = {decode_write, decode_finish, decode_free};
 
 pv_stream *
-pv_wal_decode_new(pv_stream *next, const char *key)
+pv_wal_decode_new(pv_stream *next, const char *key, pv_wal_objhdr *hdr)
 {
 	wal_decode *d = pv_calloc(1, sizeof(*d));
 
 	d->base.ops = &decode_ops;
 	d->base.next = next;
 	d->key = pv_strdup(key);
+	d->result = hdr;
 	pv_wal_hasher_init(&d->hasher);
 	return &d->base;
-}
-
-const pv_wal_objhdr *
-pv_wal_decode_result(pv_stream *s)
-{
-	return &((wal_decode *) s)->hdr;
 }

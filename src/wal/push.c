@@ -268,10 +268,8 @@ store_object(pv_repo *repo, const wal_file *f, const char *key, int threads,
 
 		j.base = base;
 		if (pv_wal_parallel(threads, cnt, store_item, &j, err) != 0)
-		{
-			write_window(w, j.out, WINDOW, err);	/* frees; w is abandoned below */
 			goto out;
-		}
+
 		if (base == 0)
 		{
 			if (one_pass)
@@ -411,7 +409,8 @@ pv_wal_system_check(pv_repo *repo, const pv_wal_seginfo *info, const char *path,
 		pv_err		ignore;
 
 		/* only a cache: a failure costs one read of wal/system.json next time */
-		if (pv_write_file_atomic(cache, line, strlen(line), 0600, &ignore) != 0)
+		if (pv_mkdir_p(spool_dir, 0700, &ignore) != 0 ||
+			pv_wal_write_small(cache, line, strlen(line), false, &ignore) != 0)
 			pv_log_debug("could not cache the system identifier: %s", ignore.msg);
 		free(line);
 	}

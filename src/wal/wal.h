@@ -167,11 +167,10 @@ extern int	pv_wal_objhdr_decode(const uint8_t *in, const char *key, pv_wal_objhd
  * Reading stage: WAL object plaintext in, the file's content out to next.
  * finish() fails with PV_E_CORRUPT (naming key) when the header is missing
  * or malformed, the content is shorter or longer than recorded, or its hash
- * differs from the recorded one; the header and the hash are then valid
- * (pv_wal_decode_result).
+ * differs from the recorded one. On success the header is copied to *hdr
+ * (borrowed; it must outlive the stream) before next is finished.
  */
-extern pv_stream *pv_wal_decode_new(pv_stream *next, const char *key);
-extern const pv_wal_objhdr *pv_wal_decode_result(pv_stream *s);
+extern pv_stream *pv_wal_decode_new(pv_stream *next, const char *key, pv_wal_objhdr *hdr);
 
 /* ----------------------------------------------------------- push (push.c) */
 
@@ -224,6 +223,7 @@ typedef struct pv_wal_fetch_result
 {
 	pv_wal_objhdr hdr;
 	bool		from_spool;		/* taken from the prefetch spool */
+	bool		spool_rejected;	/* a spooled copy failed its check and was removed */
 } pv_wal_fetch_result;
 
 /*
@@ -242,12 +242,14 @@ extern int	pv_wal_read(pv_repo *repo, const pv_wal_name *n, pv_stream *sink,
 /* ----------------------------------------------------------- spool (spool.c) */
 
 /*
- * The spool directory: [wal] spool_dir when set; else "pgvault-spool" inside
- * the pg_wal directory that holds wal_path (the directory of the
- * archive_command's %p or of the restore_command's %p: a directory with an
- * archive_status subdirectory); else <[postgres] data_directory>/pg_wal/
- * pgvault-spool; else NULL (asynchronous push and prefetch are off).
- * Returns an allocated string.
+ * The spool directory of this repository: BASE/<repo tag>, where BASE is
+ * [wal] spool_dir when set; else "pgvault-spool" inside the pg_wal directory
+ * that holds wal_path (the directory of the archive_command's or the
+ * restore_command's %p, recognised by its archive_status subdirectory); else
+ * <[postgres] data_directory>/pg_wal/pgvault-spool; else there is none and
+ * NULL is returned (asynchronous push and prefetch are then off). <repo tag>
+ * is 16 hex digits of BLAKE2b over the configured repository location.
+ * Returns an allocated string; nothing is created.
  */
 extern char *pv_wal_spool_dir(const pv_config *cfg, const char *wal_path);
 
@@ -255,20 +257,18 @@ extern char *pv_wal_spool_dir(const pv_config *cfg, const char *wal_path);
 extern char *pv_wal_spool_subdir(const char *spool, const char *sub, pv_err *err);
 
 /*
- * Asynchronous-push markers: spool/archive/NAME.ok holds the content hash,
- * size and repository location of a file that was durably stored. Written
- * only after the object is durable.
+ * Asynchronous-push markers: spool/archive/NAME.ok holds the content hash
+ * and size of a file that was durably stored. Written only after the object
+ * is durable.
  */
 extern int	pv_wal_marker_write(const char *spool, const char *name, uint64_t size,
-								const uint8_t hash[PV_WAL_HASH_LEN], const char *location,
-								pv_err *err);
+								const uint8_t hash[PV_WAL_HASH_LEN], pv_err *err);
 /*
- * Consume the marker for the file at path: 1 if a marker exists for this
- * repository location and the file's content hash (recomputed now) and size
- * match it; 0 if there is no usable marker. The marker is removed either way.
+ * Consume the marker for the file at path: 1 if a marker exists and the
+ * file's content hash (recomputed now) and size match it; 0 if there is no
+ * usable marker. The marker is removed either way.
  */
-extern int	pv_wal_marker_consume(const char *spool, const char *path, const char *location,
-								  int threads, pv_err *err);
+extern int	pv_wal_marker_consume(const char *spool, const char *path, int threads, pv_err *err);
 extern bool pv_wal_marker_exists(const char *spool, const char *name);
 
 /* ----------------------------------------------- asynchronous push (async.c) */
