@@ -666,12 +666,11 @@ pv_chunk_open(const pv_keys *keys, const uint8_t id[32], const uint8_t *rec, siz
 	}
 	rc = 0;
 done:
-	if (rc != 0)
+	if (rc != 0 && out->data != NULL)
 	{
 		sodium_memzero(out->data + start, out->len - start);
 		out->len = start;
-		if (out->data)
-			out->data[start] = '\0';
+		out->data[start] = '\0';
 	}
 	sodium_memzero(plain, plen);
 	free(plain);

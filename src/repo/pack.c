@@ -138,6 +138,42 @@ pv_pack_builder_free(pv_pack_builder *b)
 /* ------------------------------------------------------------ reader */
 
 int
+pv_pack_header_parse(const uint8_t *data, size_t len, const char *pack_key,
+					 const uint8_t pack[PV_PACK_ID_LEN], uint64_t data_len,
+					 pv_index_entry **entries, size_t *count, pv_err *err)
+{
+	uint64_t	n;
+
+	*entries = NULL;
+	*count = 0;
+	if (len < 16 || memcmp(data, PACK_HEADER_MAGIC, 8) != 0 ||
+		(len - 16) % PACK_HEADER_ENTRY_LEN != 0 ||
+		(n = get_u64(data + 8)) != (len - 16) / PACK_HEADER_ENTRY_LEN)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\" has a malformed header", pack_key);
+	*entries = pv_calloc(n ? n : 1, sizeof(pv_index_entry));
+	for (uint64_t i = 0; i < n; i++)
+	{
+		const uint8_t *p = data + 16 + i * PACK_HEADER_ENTRY_LEN;
+		pv_index_entry *e = &(*entries)[i];
+
+		memcpy(e->id, p, 32);
+		memcpy(e->loc.pack, pack, PV_PACK_ID_LEN);
+		e->loc.offset = get_u64(p + 32);
+		e->loc.length = get_u32(p + 40);
+		e->loc.plain_len = get_u32(p + 44);
+		if (e->loc.offset > data_len || e->loc.length > data_len - e->loc.offset)
+		{
+			free(*entries);
+			*entries = NULL;
+			return pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\": entry %llu points outside the pack",
+							  pack_key, (unsigned long long) i);
+		}
+	}
+	*count = (size_t) n;
+	return 0;
+}
+
+int
 pv_pack_read_header(pv_repo *repo, const char *pack_key, pv_index_entry **entries,
 					size_t *count, uint64_t *pack_size, pv_err *err)
 {
@@ -145,7 +181,7 @@ pv_pack_read_header(pv_repo *repo, const char *pack_key, pv_index_entry **entrie
 	pv_buf		tail;
 	pv_buf		plain;
 	uint64_t	hlen;
-	uint64_t	n;
+	size_t		n;
 	uint8_t		pack[PV_PACK_ID_LEN];
 	const char *base = strrchr(pack_key, '/');
 	int			rc = -1;
@@ -196,33 +232,9 @@ pv_pack_read_header(pv_repo *repo, const char *pack_key, pv_index_entry **entrie
 		}
 		pv_stream_free(sink);
 	}
-	if (plain.len < 16 || memcmp(plain.data, PACK_HEADER_MAGIC, 8) != 0 ||
-		(n = get_u64(plain.data + 8)) != (plain.len - 16) / PACK_HEADER_ENTRY_LEN ||
-		(plain.len - 16) % PACK_HEADER_ENTRY_LEN != 0)
-	{
-		pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\" has a malformed header", pack_key);
+	if (pv_pack_header_parse(plain.data, plain.len, pack_key, pack, info.size - PV_PACK_TRAILER_LEN - hlen,
+							 entries, &n, err) != 0)
 		goto out;
-	}
-	*entries = pv_calloc(n ? n : 1, sizeof(pv_index_entry));
-	for (uint64_t i = 0; i < n; i++)
-	{
-		const uint8_t *p = plain.data + 16 + i * PACK_HEADER_ENTRY_LEN;
-		pv_index_entry *e = &(*entries)[i];
-
-		memcpy(e->id, p, 32);
-		memcpy(e->loc.pack, pack, PV_PACK_ID_LEN);
-		e->loc.offset = get_u64(p + 32);
-		e->loc.length = get_u32(p + 40);
-		e->loc.plain_len = get_u32(p + 44);
-		if (e->loc.offset + e->loc.length > info.size - PV_PACK_TRAILER_LEN - hlen)
-		{
-			free(*entries);
-			*entries = NULL;
-			pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\": entry %llu points outside the pack", pack_key,
-					   (unsigned long long) i);
-			goto out;
-		}
-	}
 	*count = n;
 	rc = 0;
 out:

@@ -64,6 +64,14 @@ extern void pv_pack_builder_free(pv_pack_builder *b);
 extern int	pv_pack_read_header(pv_repo *repo, const char *pack_key, pv_index_entry **entries,
 								size_t *count, uint64_t *pack_size, pv_err *err);
 
+/*
+ * Parse a pack header's plaintext (exposed for the fuzzer): entries must lie
+ * within the first data_len bytes of the pack.
+ */
+extern int	pv_pack_header_parse(const uint8_t *data, size_t len, const char *pack_key,
+								 const uint8_t pack[PV_PACK_ID_LEN], uint64_t data_len,
+								 pv_index_entry **entries, size_t *count, pv_err *err);
+
 /* Fetch one chunk (authenticated, decompressed, id checked) and append it to out. */
 extern int	pv_chunk_fetch(pv_repo *repo, const uint8_t id[32], const pv_chunk_loc *loc,
 						   pv_buf *out, pv_err *err);

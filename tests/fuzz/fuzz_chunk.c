@@ -1,0 +1,32 @@
+/* fuzz_chunk.c - the sealed chunk reader (AEAD, zstd bomb limits, id check) */
+#include "config.h"
+
+#include "crypto/seal.h"
+#include "fuzz_common.h"
+
+int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static pv_keys *none;
+	uint8_t		id[32];
+	pv_buf		out;
+	pv_err		err;
+
+	(void) fuzz_keys();			/* initializes libsodium */
+	if (none == NULL)
+		none = pv_keys_generate(PV_CIPHER_NONE);
+	if (size < 32)
+		return 0;
+	memcpy(id, data, 32);
+	for (int c = 0; c < 2; c++)
+	{
+		pv_buf_init(&out);
+		if (pv_chunk_open(c ? none : fuzz_keys(), id, data + 32, size - 32, 1 << 20, &out, &err) == 0 &&
+			out.len > (1 << 20))
+			__builtin_trap();
+		pv_buf_free(&out);
+	}
+	return 0;
+}
