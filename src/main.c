@@ -32,6 +32,10 @@ static const command commands[] = {
 	{"key", cmd_key, NEED_CONFIG, "add, list or remove key slots"},
 	{"backup", cmd_backup, NEED_CONFIG, "stream a base backup into the repository"},
 	{"verify", cmd_verify, NEED_CONFIG, "re-read and authenticate every backup"},
+	{"wal-push", cmd_wal_push, NEED_CONFIG, "archive_command: store one WAL file"},
+	/* wal-fetch loads the configuration itself: every failure must exit 255 */
+	{"wal-fetch", cmd_wal_fetch, 0, "restore_command: fetch one WAL file (exit 0/1/255)"},
+	{"check", cmd_check, NEED_CONFIG, "check the server's archiving setup against the repository"},
 	{"info", cmd_info, NEED_CONFIG, "show the repository"},
 	{"repo-ls", cmd_repo_ls, NEED_CONFIG, "list repository objects (maintenance)"},
 	{"repo-get", cmd_repo_get, NEED_CONFIG, "decrypt and authenticate one object (maintenance)"},

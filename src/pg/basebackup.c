@@ -266,13 +266,17 @@ parse_i64(const char *s, int64_t *out)
 	return 0;
 }
 
-/* A result set of one row: an LSN and a timeline (start and end of the backup). */
+/*
+ * A result set of one row: an LSN and a timeline (start and end of the
+ * backup). Takes the result (NULL: fetch the next one) and clears it.
+ */
 static int
-read_position(PGconn *conn, const char *what, uint64_t *lsn, uint32_t *tli, pv_err *err)
+read_position(PGconn *conn, PGresult *res, const char *what, uint64_t *lsn, uint32_t *tli, pv_err *err)
 {
-	PGresult   *res = PQgetResult(conn);
 	int64_t		t;
 
+	if (res == NULL)
+		res = PQgetResult(conn);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		set_result_error(err, conn, res, what);
@@ -510,6 +514,27 @@ receive_copy_stream(PGconn *conn, bb_state *st, pv_err *err)
 		if (rc != 0)
 			return -1;
 	}
+	return 0;
+}
+
+/*
+ * The COPY stream has ended; its end is only good if the next result is the
+ * end position: an error the server raised during the copy also ends the
+ * stream (libpq returns -1 for it too), and must be reported as itself, not
+ * as a truncated archive. Takes *end (the end position result) on success.
+ */
+static int
+check_copy_end(PGconn *conn, bb_state *st, PGresult **end, pv_err *err)
+{
+	PGresult   *res = PQgetResult(conn);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		set_result_error(err, conn, res, "base backup failed");
+		PQclear(res);
+		return -1;
+	}
+	*end = res;
 	if (finish_archive(st, err) != 0)
 		return -1;
 	if (st->narchives != st->nts)
@@ -553,6 +578,7 @@ run_backup(PGconn *conn, bb_state *st, pv_err *err)
 	uint64_t	end_lsn;
 	uint32_t	start_tli;
 	uint32_t	end_tli;
+	PGresult   *end = NULL;
 	int			sent;
 
 	pv_buf_init(&cmd);
@@ -565,7 +591,7 @@ run_backup(PGconn *conn, bb_state *st, pv_err *err)
 	pv_buf_free(&cmd);
 	if (!sent)
 		return set_result_error(err, conn, NULL, "could not send BASE_BACKUP");
-	if (read_position(conn, "could not start the base backup", &start_lsn, &start_tli, err) != 0 ||
+	if (read_position(conn, NULL, "could not start the base backup", &start_lsn, &start_tli, err) != 0 ||
 		read_tablespaces(conn, st, err) != 0)
 		return -1;
 	if (st->cb->on_start &&
@@ -573,7 +599,12 @@ run_backup(PGconn *conn, bb_state *st, pv_err *err)
 		return -1;
 	if (receive_copy_stream(conn, st, err) != 0)
 		return -1;
-	if (read_position(conn, "could not finish the base backup", &end_lsn, &end_tli, err) != 0 ||
+	if (check_copy_end(conn, st, &end, err) != 0)
+	{
+		PQclear(end);
+		return -1;
+	}
+	if (read_position(conn, end, "could not finish the base backup", &end_lsn, &end_tli, err) != 0 ||
 		read_final_status(conn, st, err) != 0)
 		return -1;
 	if (st->cb->on_end && st->cb->on_end(st->cb->arg, end_lsn, end_tli, err) != 0)

@@ -44,17 +44,32 @@ server_name(PGconn *conn, char *buf, size_t len)
 }
 
 /*
- * Split a libpq error message into err->msg (first line, after prefix) and
- * err->detail (a "DETAIL:" line, if any).
+ * Split a libpq error message into err->msg (prefix, then the first line
+ * without libpq's "connection to server ... failed:" and severity) and
+ * err->detail (the "DETAIL:" line, or else the second line, if any).
  */
 static int
 set_libpq_error(pv_err *err, pv_err_kind kind, const char *libpq_msg, const char *prefix)
 {
-	const char *nl = strchr(libpq_msg, '\n');
-	int			first = nl ? (int) (nl - libpq_msg) : (int) strlen(libpq_msg);
+	const char *line = libpq_msg;
+	const char *nl;
 	const char *detail;
+	int			first;
 
-	pv_err_set(err, kind, 0, "%s: %.*s", prefix, first, libpq_msg);
+	/* "connection to server on socket "..." failed: FATAL:  reason": the prefix names the server already */
+	if (strncmp(line, "connection to server ", 21) == 0)
+	{
+		const char *f = strstr(line, " failed: ");
+
+		nl = strchr(line, '\n');
+		if (f != NULL && (nl == NULL || f < nl))
+			line = f + strlen(" failed: ");
+	}
+	if (strncmp(line, "FATAL:  ", 8) == 0 || strncmp(line, "ERROR:  ", 8) == 0)
+		line += 8;
+	nl = strchr(line, '\n');
+	first = nl ? (int) (nl - line) : (int) strlen(line);
+	pv_err_set(err, kind, 0, "%s: %.*s", prefix, first, line);
 	detail = strstr(libpq_msg, "\nDETAIL:");
 	if (detail != NULL)
 	{
@@ -63,6 +78,16 @@ set_libpq_error(pv_err *err, pv_err_kind kind, const char *libpq_msg, const char
 			detail++;
 		nl = strchr(detail, '\n');
 		pv_err_detail(err, "%.*s", nl ? (int) (nl - detail) : (int) strlen(detail), detail);
+	}
+	else if (nl != NULL)
+	{
+		/* e.g. "\tIs the server running locally and accepting connections on that socket?" */
+		detail = nl + 1;
+		while (*detail == ' ' || *detail == '\t')
+			detail++;
+		nl = strchr(detail, '\n');
+		if (*detail != '\0')
+			pv_err_detail(err, "%.*s", nl ? (int) (nl - detail) : (int) strlen(detail), detail);
 	}
 	return -1;
 }
@@ -150,6 +175,12 @@ pv_pg_connect(const char *conninfo, bool replication, pv_err *err)
 			quote_ident(PQuser(conn) ? PQuser(conn) : "", role, sizeof(role));
 			pv_err_hint(err, "the role needs the REPLICATION attribute; grant it: ALTER ROLE %s REPLICATION",
 						role[0] ? role : "<role>");
+		}
+		else if (replication && strstr(msg, "max_wal_senders") != NULL)
+		{
+			set_libpq_error(err, PV_E_PRECOND, msg, prefix);
+			pv_err_hint(err, "set max_wal_senders above 0 and wal_level = replica in postgresql.conf "
+						"(wal_level = minimal allows no WAL senders), then restart the server");
 		}
 		else
 			set_libpq_error(err, PV_E_FAIL, msg, prefix);

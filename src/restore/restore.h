@@ -23,6 +23,7 @@
 
 #include "common/err.h"
 #include "repo/manifest.h"
+#include "repo/pack.h"
 #include "repo/repo.h"
 
 /* Throughput assumed for the estimate in the plan (bytes/s; docs/pitr.md). */
@@ -243,6 +244,8 @@ typedef struct pv_restore_plan
 	uint64_t	est_seconds;	/* estimated restore time (files only) */
 	uint64_t	assumed_rate;	/* bytes/s used for it */
 	uint64_t	est_wal_seconds;	/* estimated WAL replay */
+
+	pv_index   *index;			/* the repository's chunk index */
 
 	/* notes for the user (warnings), one line each */
 	char	  **notes;

@@ -113,7 +113,7 @@ pv_wal_segno(const pv_wal_name *n, uint32_t seg_size)
 }
 
 void
-pv_wal_segment_name(uint32_t tli, uint64_t segno, uint32_t seg_size, char *out)
+pv_wal_segno_name(uint32_t tli, uint64_t segno, uint32_t seg_size, char *out)
 {
 	uint64_t	per_id = UINT64_C(0x100000000) / seg_size;
 

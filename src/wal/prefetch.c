@@ -313,7 +313,7 @@ prefetch_pass(pv_repo *repo, const char *dir, const pv_wal_name *want, uint32_t 
 	int			rc = 0;
 
 	for (size_t i = 0; i < n; i++)
-		pv_wal_segment_name(want->tli, segno + 1 + i, seg_size, names[i]);
+		pv_wal_segno_name(want->tli, segno + 1 + i, seg_size, names[i]);
 	prune_spool(dir, names, present, n);
 	for (size_t i = 0; i < n; i++)
 		if (!present[i])

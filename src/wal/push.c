@@ -31,7 +31,7 @@
 #include "common/log.h"
 #include "wal/wal_int.h"
 
-#define WINDOW 64				/* pieces compressed before they are written */
+#define WINDOW 64				/* default: pieces compressed before they are written */
 #define TEXT_FILE_MAX ((uint64_t) 16 * 1024 * 1024)	/* .history and .backup */
 #define SYSTEM_JSON_MAX 65536
 
@@ -227,11 +227,11 @@ write_header(pv_stream *w, const wal_file *f, const uint8_t *hash, ZSTD_CCtx *cc
  * hash. The object is durable when this returns 0.
  */
 static int
-store_object(pv_repo *repo, const wal_file *f, const char *key, int threads,
+store_object(pv_repo *repo, const wal_file *f, const char *key, int threads, size_t window,
 			 uint8_t hash[PV_WAL_HASH_LEN], pv_err *err)
 {
 	size_t		n = (size_t) ((f->size + PV_WAL_PIECE - 1) / PV_WAL_PIECE);
-	bool		one_pass = n <= WINDOW;
+	bool		one_pass;
 	store_job	j;
 	pv_stream  *w = NULL;
 	pv_stream  *sink;
@@ -239,11 +239,14 @@ store_object(pv_repo *repo, const wal_file *f, const char *key, int threads,
 
 	if (threads < 1)
 		threads = 1;
+	if (window == 0)
+		window = WINDOW;
+	one_pass = n <= window;
 	memset(&j, 0, sizeof(j));
 	j.f = f;
 	j.level = repo->compression_level;
 	j.hashes = pv_calloc(n ? n : 1, PV_WAL_HASH_LEN);
-	j.out = pv_calloc(WINDOW, sizeof(piece_out));
+	j.out = pv_calloc(window, sizeof(piece_out));
 	j.bufs = pv_calloc((size_t) threads, sizeof(uint8_t *));
 	j.cctx = pv_calloc((size_t) threads, sizeof(ZSTD_CCtx *));
 	j.cctx[0] = new_cctx(j.level);
@@ -262,9 +265,9 @@ store_object(pv_repo *repo, const wal_file *f, const char *key, int threads,
 	w = pv_stream_seal_new(sink, repo->keys, PV_OBJ_WAL, key);
 	j.do_compress = true;
 	j.do_hash = one_pass;
-	for (size_t base = 0; base < n || base == 0; base += WINDOW)
+	for (size_t base = 0; base < n || base == 0; base += window)
 	{
-		size_t		cnt = n - base < WINDOW ? n - base : WINDOW;
+		size_t		cnt = n - base < window ? n - base : window;
 
 		j.base = base;
 		if (pv_wal_parallel(threads, cnt, store_item, &j, err) != 0)
@@ -290,7 +293,7 @@ out:
 		free(j.bufs[t]);
 		ZSTD_freeCCtx(j.cctx[t]);
 	}
-	for (size_t i = 0; i < WINDOW; i++)
+	for (size_t i = 0; i < window; i++)
 		free(j.out[i].data);
 	free(j.bufs);
 	free(j.cctx);
@@ -487,7 +490,7 @@ pv_wal_push(pv_repo *repo, const char *path, const pv_wal_push_opts *opts,
 		goto out;
 	}
 	pv_err_clear(err);
-	if (store_object(repo, &f, res->key, opts->threads, res->hash, err) != 0)
+	if (store_object(repo, &f, res->key, opts->threads, opts->window, res->hash, err) != 0)
 		goto out;
 	res->status = repair ? PV_WAL_PUSH_REPAIRED : PV_WAL_PUSH_STORED;
 	rc = 0;

@@ -66,7 +66,7 @@ extern void pv_wal_object_key(const pv_wal_name *n, char *key);
 extern uint64_t pv_wal_segno(const pv_wal_name *n, uint32_t seg_size);
 
 /* The segment name of (tli, segno) for a segment size (PV_WAL_NAME_MAX bytes). */
-extern void pv_wal_segment_name(uint32_t tli, uint64_t segno, uint32_t seg_size, char *out);
+extern void pv_wal_segno_name(uint32_t tli, uint64_t segno, uint32_t seg_size, char *out);
 
 /* true if seg_size is a valid wal_segment_size: a power of two, 1 MiB .. 1 GiB */
 extern bool pv_wal_seg_size_valid(uint64_t seg_size);
@@ -174,6 +174,9 @@ extern pv_stream *pv_wal_decode_new(pv_stream *next, const char *key, pv_wal_obj
 
 /* ----------------------------------------------------------- push (push.c) */
 
+/* Number of online CPUs, at least 1, at most max (parallel.c). */
+extern int	pv_wal_cpus(int max);
+
 typedef enum pv_wal_push_status
 {
 	PV_WAL_PUSH_STORED = 1,		/* stored now */
@@ -185,6 +188,7 @@ typedef struct pv_wal_push_opts
 {
 	int			threads;		/* compression threads (>= 1) */
 	const char *spool_dir;		/* for the system-identifier cache; NULL: none */
+	size_t		window;			/* pieces in memory at once; 0: the default (64) */
 } pv_wal_push_opts;
 
 typedef struct pv_wal_push_result

@@ -21,9 +21,6 @@
 typedef int (*pv_wal_item_fn) (void *arg, size_t i, int worker, pv_err *err);
 extern int	pv_wal_parallel(int threads, size_t n, pv_wal_item_fn fn, void *arg, pv_err *err);
 
-/* Number of online CPUs, at least 1, at most max. */
-extern int	pv_wal_cpus(int max);
-
 /* pread exactly len bytes at off (a short read means the file shrank). */
 extern int	pv_wal_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off, const char *path, pv_err *err);
 

@@ -107,10 +107,15 @@ is "$?" 0 "the first backup completes"
 before=$(pvpg info --json | jq -r '.backups | length')
 dirty
 pvpg backup --checkpoint spread >/dev/null 2>&1 &
-victim=$!
+wrapper=$!
+track_pid $wrapper "backup to kill"
 sleep 3
-kill -9 $victim 2>/dev/null
-wait $victim 2>/dev/null
+# as root, as_pg runs pgvault under runuser: kill pgvault itself
+victim=$(pgrep -P "$wrapper" || echo "$wrapper")
+kill -9 "$victim" 2>/dev/null
+wait $wrapper 2>/dev/null
+wait_gone "$victim" 10
+ok $? "the killed backup process is gone"
 is "$(pvpg info --json | jq -r '.backups | length')" "$before" "a killed backup is not listed"
 run_ok "the next backup works" pvpg backup
 run_ok "verify after a killed backup" pvpg verify

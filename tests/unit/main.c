@@ -36,6 +36,7 @@ main(void)
 	srunner_add_suite(sr, suite_s3());
 	srunner_add_suite(sr, suite_pg());
 	srunner_add_suite(sr, suite_tar());
+	srunner_add_suite(sr, suite_wal());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -16,5 +16,6 @@ extern Suite *suite_pack(void);
 extern Suite *suite_s3(void);
 extern Suite *suite_pg(void);
 extern Suite *suite_tar(void);
+extern Suite *suite_wal(void);
 
 #endif

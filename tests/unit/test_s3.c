@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1320,7 +1321,36 @@ START_TEST(test_live_multipart)
 }
 END_TEST
 
-/* > 1000 keys: pages of 1000 (one ListObjectsV2 each) and bigger pages (continuation tokens). */
+/* Put keys many/<i> for i in [from, to) (one thread of the pagination test). */
+typedef struct put_range
+{
+	pv_storage *st;
+	size_t		from;
+	size_t		to;
+	int			failed;
+	pv_err		err;
+} put_range;
+
+static void *
+put_range_run(void *arg)
+{
+	put_range  *r = arg;
+
+	for (size_t i = r->from; i < r->to && !r->failed; i++)
+	{
+		char		key[32];
+
+		snprintf(key, sizeof(key), "many/%05zu", i);
+		if (pv_storage_put(r->st, key, key, strlen(key), &r->err) != 0)
+			r->failed = 1;
+	}
+	return NULL;
+}
+
+/*
+ * > 1000 keys, put by 8 threads sharing one storage: pages of 1000 (one
+ * ListObjectsV2 each), a page of 1100 (continuation tokens), pages of 400.
+ */
 START_TEST(test_live_pagination)
 {
 	pv_storage *st = live_open();
@@ -1332,13 +1362,18 @@ START_TEST(test_live_pagination)
 	size_t		seen = 0;
 	int			pages = 0;
 	pv_err		err;
+	pthread_t	th[8];
+	put_range	ranges[8];
 
-	for (size_t i = 0; i < n; i++)
+	for (int t = 0; t < 8; t++)
 	{
-		char		key[32];
-
-		snprintf(key, sizeof(key), "many/%05zu", i);
-		ck_assert_msg(pv_storage_put(st, key, key, strlen(key), &err) == 0, "%s", err.msg);
+		ranges[t] = (put_range) {st, n * (size_t) t / 8, n * (size_t) (t + 1) / 8, 0, {0}};
+		ck_assert_int_eq(pthread_create(&th[t], NULL, put_range_run, &ranges[t]), 0);
+	}
+	for (int t = 0; t < 8; t++)
+	{
+		pthread_join(th[t], NULL);
+		ck_assert_msg(!ranges[t].failed, "%s", ranges[t].err.msg);
 	}
 	ck_assert_int_eq(pv_storage_list_all(st, "many/", &all, &err), 0);
 	ck_assert_uint_eq(all.count, n);

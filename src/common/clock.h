@@ -1,0 +1,38 @@
+/*
+ * clock.h - "now" for scheduling, retention and backup timestamps, with a
+ * test clock override
+ *
+ * PGVAULT_NOW, when set, replaces the wall clock for everything that decides
+ * *what* to do by the time of day: which cron jobs are due, which backups
+ * retention keeps, and the time a backup is stamped with (its id, start and
+ * stop time). It is a fixed instant, not a running clock. Accepted forms:
+ * unix seconds ("1774745400") or ISO 8601 with a zone designator
+ * ("2026-03-29T01:30:00Z", "2026-03-29T03:30:00+02:00", seconds optional).
+ * It is meant for tests and dry runs (docs/pgvault.1, ENVIRONMENT).
+ *
+ * Safety timers never use it: the prune grace period and the age of
+ * repository objects are measured against the real clock (time(2)).
+ */
+#ifndef PV_COMMON_CLOCK_H
+#define PV_COMMON_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define PV_NOW_ENV "PGVAULT_NOW"
+
+/* PGVAULT_NOW if set (and valid), else time(NULL). */
+extern int64_t pv_now(void);
+
+/* PV_E_USAGE naming the value when PGVAULT_NOW is set but malformed. */
+extern int	pv_now_check(pv_err *err);
+
+/* Unix seconds or ISO 8601 with Z / +HH:MM / -HH:MM into *out. */
+extern int	pv_time_parse(const char *s, int64_t *out, pv_err *err);
+
+/* "2026-03-29T01:30:00Z" (buf >= 21 bytes). */
+extern const char *pv_time_format_utc(int64_t t, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,1113 @@
+/*
+ * write.c - writing a backup into the target directory
+ *
+ * Every path is resolved one component at a time with openat(O_NOFOLLOW)
+ * from a directory fd of the target (or of a tablespace directory): no
+ * symbolic link is ever followed below those roots, whatever the target
+ * holds or the manifest says. Directories are created first (mkdirat), then
+ * links, then the main thread creates each file (O_CREAT|O_EXCL|O_NOFOLLOW)
+ * and queues its chunks; worker threads fetch, authenticate and decompress
+ * each chunk and pwrite it at its offset. The last worker to finish a file
+ * sets its mode, owner and mtime and fsyncs it. Memory: the bounded job
+ * queue and one chunk buffer per worker.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/queue.h"
+#include "repo/pack.h"
+#include "restore/restore_int.h"
+
+#define OPEN_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+/* One regular file being written. */
+typedef struct wfile
+{
+	const pv_manifest_file *f;
+	int			fd;				/* -1 once finished */
+	atomic_size_t remaining;	/* chunks not yet done */
+	atomic_bool changed;		/* --delta: a chunk was written */
+	bool		existed;		/* --delta: the file was there */
+} wfile;
+
+typedef struct wjob
+{
+	wfile	   *wf;
+	size_t		chunk;
+} wjob;
+
+typedef struct wctx
+{
+	pv_repo    *repo;
+	pv_index   *index;
+	const pv_restore_opts *opts;
+	const pv_restore_plan *plan;
+	const pv_manifest *m;
+	uint64_t	chunk_size;
+	uint8_t		zero_id[32];
+	uint8_t    *zeros;
+	int			rootfd;
+	int		   *tsfd;			/* parallel to plan->ts */
+
+	pv_queue	q;
+	pthread_t  *threads;
+	int			nthreads;
+	pthread_mutex_t mu;
+	bool		failed;
+	pv_err		err;
+
+	atomic_uint_fast64_t bytes_fetched;
+	atomic_uint_fast64_t chunks_fetched;
+	atomic_uint_fast64_t chunks_kept;
+	atomic_uint_fast64_t chunks_zero;
+	atomic_uint_fast64_t files_written;
+	atomic_uint_fast64_t files_kept;
+	atomic_uint_fast64_t files_rewritten;
+	atomic_uint_fast64_t bytes_done;
+	uint64_t	files_removed;
+	uint64_t	dirs;
+	uint64_t	links;
+	struct timespec started;
+	struct timespec last_progress;
+} wctx;
+
+/* ------------------------------------------------------------ helpers */
+
+static double
+elapsed_s(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double) (now.tv_sec - since->tv_sec) + (double) (now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void
+set_failed(wctx *c, const pv_err *err)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!c->failed)
+	{
+		c->failed = true;
+		c->err = *err;
+	}
+	pthread_mutex_unlock(&c->mu);
+	pv_queue_close(&c->q);
+}
+
+static bool
+has_failed(wctx *c)
+{
+	bool		f;
+
+	pthread_mutex_lock(&c->mu);
+	f = c->failed;
+	pthread_mutex_unlock(&c->mu);
+	return f;
+}
+
+/* The directory a tablespace's entries are relative to (its path, its fd). */
+static const char *
+root_dir(wctx *c, uint32_t ts, int *fd)
+{
+	if (ts == 0)
+	{
+		*fd = c->rootfd;
+		return c->opts->target_dir;
+	}
+	for (size_t i = 0; i < c->plan->nts; i++)
+		if (c->plan->ts[i].oid == ts)
+		{
+			*fd = c->tsfd[i];
+			return c->plan->ts[i].dir;
+		}
+	*fd = -1;
+	return "?";
+}
+
+/* "<root>/<path>" for messages (static buffer per thread is not needed: caller's). */
+static const char *
+full_path(wctx *c, uint32_t ts, const char *path, char *buf, size_t len)
+{
+	int			fd;
+
+	snprintf(buf, len, "%s/%s", root_dir(c, ts, &fd), path);
+	return buf;
+}
+
+static int
+pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t off, const char *path, pv_err *err)
+{
+	while (len > 0)
+	{
+		ssize_t		n = pwrite(fd, data, len, (off_t) off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not write to file \"%s\"", path);
+		if (n == 0)
+			return pv_err_set(err, PV_E_FAIL, ENOSPC, "could not write to file \"%s\"", path);
+		data += n;
+		len -= (size_t) n;
+		off += (uint64_t) n;
+	}
+	return 0;
+}
+
+/* Read up to len bytes at off; *got is how many (less at the end of the file). */
+static int
+pread_all(int fd, uint8_t *buf, size_t len, uint64_t off, size_t *got, const char *path, pv_err *err)
+{
+	*got = 0;
+	while (*got < len)
+	{
+		ssize_t		n = pread(fd, buf + *got, len - *got, (off_t) (off + *got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not read file \"%s\"", path);
+		if (n == 0)
+			break;
+		*got += (size_t) n;
+	}
+	return 0;
+}
+
+/*
+ * Open the directory holding path (relative to rootfd) without following
+ * any link; *leaf points at the last component of path. Every directory on
+ * the way must exist (they are created before any file).
+ */
+static int
+open_parent(int rootfd, const char *path, const char **leaf, int *out, const char *what, pv_err *err)
+{
+	char		comp[1024];
+	const char *p = path;
+	int			fd = openat(rootfd, ".", OPEN_DIR_FLAGS);
+
+	if (fd < 0)
+		return pv_err_set(err, PV_E_FAIL, errno, "could not open directory \"%s\"", what);
+	for (;;)
+	{
+		const char *slash = strchr(p, '/');
+		size_t		n;
+		int			next;
+
+		if (slash == NULL)
+			break;
+		n = (size_t) (slash - p);
+		if (n >= sizeof(comp))
+		{
+			close(fd);
+			return pv_err_set(err, PV_E_FAIL, ENAMETOOLONG, "could not open the directory of \"%s\"", what);
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		next = openat(fd, comp, OPEN_DIR_FLAGS);
+		if (next < 0)
+		{
+			int			save = errno;
+
+			close(fd);
+			if (save == ELOOP || save == ENOTDIR)
+				return pv_err_set(err, PV_E_FAIL, 0, "refusing to write \"%s\": a component of its path is a symbolic link or not a directory",
+								  what);
+			return pv_err_set(err, PV_E_FAIL, save, "could not open the directory of \"%s\"", what);
+		}
+		close(fd);
+		fd = next;
+		p = slash + 1;
+	}
+	*leaf = p;
+	*out = fd;
+	return 0;
+}
+
+/* Remove a directory tree below dirfd (never follows links); counts removed entries. */
+static int
+remove_tree_at(int dirfd, const char *name, uint64_t *count, const char *what, pv_err *err)
+{
+	int			fd = openat(dirfd, name, OPEN_DIR_FLAGS);
+	DIR		   *d;
+	struct dirent *de;
+	int			rc = 0;
+
+	if (fd < 0)
+		return pv_err_set(err, PV_E_FAIL, errno, "could not open directory \"%s\"", what);
+	d = fdopendir(fd);
+	if (d == NULL)
+	{
+		close(fd);
+		return pv_err_set(err, PV_E_FAIL, errno, "could not read directory \"%s\"", what);
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL)
+	{
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not stat \"%s/%s\"", what, de->d_name);
+		else if (S_ISDIR(st.st_mode))
+		{
+			char	   *sub = pv_asprintf("%s/%s", what, de->d_name);
+
+			rc = remove_tree_at(fd, de->d_name, count, sub, err);
+			free(sub);
+		}
+		else if (unlinkat(fd, de->d_name, 0) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not remove \"%s/%s\"", what, de->d_name);
+		else
+			(*count)++;
+	}
+	closedir(d);
+	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) != 0)
+		return pv_err_set(err, PV_E_FAIL, errno, "could not remove directory \"%s\"", what);
+	return rc;
+}
+
+/* Remove whatever is at leaf (a file, a link or a tree). Missing is fine. */
+static int
+remove_any_at(int dirfd, const char *leaf, uint64_t *count, const char *what, pv_err *err)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : pv_err_set(err, PV_E_FAIL, errno, "could not stat \"%s\"", what);
+	if (S_ISDIR(st.st_mode))
+		return remove_tree_at(dirfd, leaf, count, what, err);
+	if (unlinkat(dirfd, leaf, 0) != 0)
+		return pv_err_set(err, PV_E_FAIL, errno, "could not remove \"%s\"", what);
+	(*count)++;
+	return 0;
+}
+
+/* ------------------------------------------------------------ target checks */
+
+static bool
+pid_running(const char *pidfile)
+{
+	pv_buf		b;
+	pv_err		err;
+	long		pid;
+	char	   *end;
+
+	pv_buf_init(&b);
+	if (pv_read_file(pidfile, 4096, &b, &err) != 0)
+	{
+		pv_buf_free(&b);
+		return false;
+	}
+	pid = strtol((const char *) b.data, &end, 10);
+	pv_buf_free(&b);
+	if (pid <= 0 || end == NULL || (*end != '\n' && *end != '\0'))
+		return false;
+	return kill((pid_t) pid, 0) == 0 || errno == EPERM;
+}
+
+/* Is a inside b (or equal), comparing absolute paths by components? */
+static bool
+path_within(const char *a, const char *b)
+{
+	size_t		n = strlen(b);
+
+	while (n > 1 && b[n - 1] == '/')
+		n--;
+	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/' || (n == 1 && b[0] == '/'));
+}
+
+static int
+check_dir(const char *dir, const char *what, bool delta, pv_err *err)
+{
+	struct stat st;
+	bool		empty;
+
+	if (stat(dir, &st) != 0)
+	{
+		if (errno == ENOENT)
+			return 0;
+		return pv_err_set(err, PV_E_FAIL, errno, "could not stat %s \"%s\"", what, dir);
+	}
+	if (!S_ISDIR(st.st_mode))
+		return pv_err_set(err, PV_E_EXISTS, 0, "%s \"%s\" exists and is not a directory", what, dir);
+	if (pv_dir_is_empty(dir, &empty, err) != 0)
+		return -1;
+	if (!empty && !delta)
+	{
+		pv_err_set(err, PV_E_EXISTS, 0, "%s \"%s\" is not empty", what, dir);
+		return pv_err_hint(err, "restore into a new or empty directory, or use --delta to reuse what is there "
+						   "(files not in the backup are removed)");
+	}
+	return 0;
+}
+
+/* --delta: no symbolic link where the backup has a directory. */
+static int
+check_no_links(const pv_restore_opts *opts, const pv_restore_plan *plan, pv_err *err)
+{
+	pv_pathmap *pm;
+	pv_pathdir *dirs;
+	size_t		n;
+	int			rc = 0;
+
+	if (pv_restore_validate_manifest(plan->m, &pm, err) != 0)
+		return -1;
+	n = pv_pathmap_dirs(pm, &dirs);
+	for (size_t i = 0; i < n && rc == 0; i++)
+	{
+		const char *root = opts->target_dir;
+		char	   *full;
+		struct stat st;
+
+		for (size_t k = 0; k < plan->nts; k++)
+			if (plan->ts[k].oid == dirs[i].ts)
+				root = plan->ts[k].dir;
+		full = pv_asprintf("%s/%s", root, dirs[i].path);
+		if (lstat(full, &st) == 0 && S_ISLNK(st.st_mode))
+		{
+			pv_err_set(err, PV_E_FAIL, 0, "\"%s\" is a symbolic link where the backup has a directory", full);
+			rc = pv_err_hint(err, "pgvault never writes through symbolic links: remove the link (or restore into a new directory)");
+		}
+		free(full);
+	}
+	pv_pathdirs_free(dirs, n);
+	pv_pathmap_free(pm);
+	return rc;
+}
+
+int
+pv_restore_check_target(const pv_restore_opts *opts, const pv_restore_plan *plan, pv_err *err)
+{
+	char	   *pidfile;
+	bool		running;
+
+	if (opts->target_dir == NULL || opts->target_dir[0] != '/')
+		return pv_err_set(err, PV_E_USAGE, 0, "the target directory must be an absolute path");
+	pidfile = pv_asprintf("%s/postmaster.pid", opts->target_dir);
+	running = pid_running(pidfile);
+	free(pidfile);
+	if (running)
+	{
+		pv_err_set(err, PV_E_FAIL, 0, "a PostgreSQL server is running in \"%s\" (postmaster.pid names a live process)",
+				   opts->target_dir);
+		return pv_err_hint(err, "stop it first (pg_ctl -D %s stop); if no server runs there, remove the stale postmaster.pid",
+						   opts->target_dir);
+	}
+	if (check_dir(opts->target_dir, "target directory", opts->delta, err) != 0)
+		return -1;
+	for (size_t i = 0; i < plan->nts; i++)
+	{
+		const pv_restore_ts *ts = &plan->ts[i];
+		char		what[64];
+		pv_err		e;
+
+		snprintf(what, sizeof(what), "directory of tablespace %u", ts->oid);
+		if (ts->dir[0] != '/' || ts->dir[1] == '\0' || pv_path_check(ts->dir + 1, &e) != 0)
+			return pv_err_set(err, PV_E_USAGE, 0, "tablespace %u: \"%s\" is not a usable absolute path", ts->oid, ts->dir);
+		if (path_within(ts->dir, opts->target_dir) || path_within(opts->target_dir, ts->dir))
+		{
+			pv_err_set(err, PV_E_USAGE, 0, "the %s, \"%s\", overlaps the target directory \"%s\"",
+					   what, ts->dir, opts->target_dir);
+			return pv_err_hint(err, "map it elsewhere with --tablespace-map %u=DIR", ts->oid);
+		}
+		for (size_t k = 0; k < i; k++)
+			if (path_within(ts->dir, plan->ts[k].dir) || path_within(plan->ts[k].dir, ts->dir))
+				return pv_err_set(err, PV_E_USAGE, 0, "tablespaces %u and %u would be restored into overlapping directories (\"%s\", \"%s\")",
+								  plan->ts[k].oid, ts->oid, plan->ts[k].dir, ts->dir);
+		if (check_dir(ts->dir, what, opts->delta, err) != 0)
+		{
+			if (err->kind == PV_E_EXISTS && !ts->mapped)
+				pv_err_hint(err, "this is where the tablespace was when the backup was taken; to restore it elsewhere use "
+							"--tablespace-map %u=/new/empty/dir", ts->oid);
+			return -1;
+		}
+	}
+	if (opts->delta && check_no_links(opts, plan, err) != 0)
+		return -1;
+	return 0;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static int
+finish_file(wctx *c, wfile *wf, pv_err *err)
+{
+	const pv_manifest_file *f = wf->f;
+	const pv_restore_opts *o = c->opts;
+	struct timespec ts[2];
+	char		path[2048];
+	int			rc = 0;
+
+	full_path(c, f->tablespace, f->path, path, sizeof(path));
+	ts[0].tv_sec = ts[1].tv_sec = (time_t) f->mtime;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	if (fchmod(wf->fd, (mode_t) (f->mode & 07777)) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the mode of \"%s\"", path);
+	else if (o->set_owner && fchown(wf->fd, o->uid, o->gid) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
+	else if (futimens(wf->fd, ts) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the time of \"%s\"", path);
+	else if (fsync(wf->fd) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync file \"%s\"", path);
+	if (close(wf->fd) != 0 && rc == 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not close file \"%s\"", path);
+	wf->fd = -1;
+	if (rc == 0)
+	{
+		if (!wf->existed)
+			c->files_written++;
+		else if (atomic_load(&wf->changed))
+			c->files_rewritten++;
+		else
+			c->files_kept++;
+	}
+	return rc;
+}
+
+/* Write one chunk of a file (or, with --delta, keep it when it matches). */
+static int
+do_chunk(wctx *c, wjob *job, pv_buf *fetch, uint8_t *buf, pv_err *err)
+{
+	const pv_manifest_file *f = job->wf->f;
+	const uint8_t *id = f->chunks[job->chunk];
+	uint64_t	off = (uint64_t) job->chunk * c->chunk_size;
+	size_t		len = (size_t) (f->size - off < c->chunk_size ? f->size - off : c->chunk_size);
+	bool		zero = len == c->chunk_size && memcmp(id, c->zero_id, 32) == 0;
+	char		path[2048];
+	pv_chunk_loc loc;
+
+	full_path(c, f->tablespace, f->path, path, sizeof(path));
+	if (job->wf->existed)
+	{
+		uint8_t		have[32];
+		size_t		got;
+
+		if (pread_all(job->wf->fd, buf, len, off, &got, path, err) != 0)
+			return -1;
+		if (got == len)
+		{
+			pv_chunk_id(c->repo->keys, buf, len, have);
+			if (memcmp(have, id, 32) == 0)
+			{
+				c->chunks_kept++;
+				c->bytes_done += len;
+				return 0;
+			}
+		}
+		atomic_store(&job->wf->changed, true);
+		if (zero)
+		{
+			c->chunks_zero++;
+			c->bytes_done += len;
+			return pwrite_all(job->wf->fd, c->zeros, len, off, path, err);
+		}
+	}
+	else if (zero)
+	{
+		/* the file was extended with ftruncate: these bytes are zeros already */
+		c->chunks_zero++;
+		c->bytes_done += len;
+		return 0;
+	}
+	if (!pv_index_lookup(c->index, id, &loc))
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %zu of \"%s\" is not in the repository's index", job->chunk, f->path);
+	pv_buf_reset(fetch);
+	if (pv_chunk_fetch(c->repo, id, &loc, fetch, err) != 0)
+		return pv_err_prefix(err, "could not fetch chunk %zu of \"%s\"", job->chunk, f->path);
+	if (fetch->len != len)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %zu of \"%s\" has %zu bytes, expected %zu",
+						  job->chunk, f->path, fetch->len, len);
+	c->chunks_fetched++;
+	c->bytes_fetched += len;
+	c->bytes_done += len;
+	return pwrite_all(job->wf->fd, fetch->data, len, off, path, err);
+}
+
+static void *
+worker_main(void *arg)
+{
+	wctx	   *c = arg;
+	uint8_t    *buf = c->opts->delta ? pv_malloc(c->chunk_size) : NULL;
+	pv_buf		fetch;
+	wjob	   *job;
+
+	pv_buf_init(&fetch);
+	while ((job = pv_queue_pop(&c->q)) != NULL)
+	{
+		pv_err		err;
+		wfile	   *wf = job->wf;
+
+		pv_err_clear(&err);
+		if (!has_failed(c) && do_chunk(c, job, &fetch, buf, &err) != 0)
+			set_failed(c, &err);
+		/* the last chunk of a file finishes it */
+		if (atomic_fetch_sub(&wf->remaining, 1) == 1 && !has_failed(c) && finish_file(c, wf, &err) != 0)
+			set_failed(c, &err);
+		free(job);
+	}
+	pv_buf_free(&fetch);
+	free(buf);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ progress */
+
+static void
+progress(wctx *c, bool force)
+{
+	char		done[32];
+	char		total[32];
+	char		rate[32];
+	double		secs;
+	uint64_t	d;
+
+	if (!c->opts->progress || (!force && elapsed_s(&c->last_progress) < 0.25))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &c->last_progress);
+	secs = elapsed_s(&c->started);
+	d = c->bytes_done;
+	pv_format_size(d, done, sizeof(done));
+	pv_format_size(c->plan->bytes, total, sizeof(total));
+	pv_format_size(secs > 0 ? (uint64_t) ((double) d / secs) : 0, rate, sizeof(rate));
+	pv_progress("restore: %s of %s (%3.0f%%), %s/s", done, total,
+				c->plan->bytes ? 100.0 * (double) d / (double) c->plan->bytes : 100.0, rate);
+}
+
+/* ------------------------------------------------------------ the steps */
+
+/* Create (or, with --delta, check) a directory: the parent exists already. */
+static int
+make_dir(wctx *c, const pv_pathdir *d, pv_err *err)
+{
+	const char *leaf;
+	int			rootfd;
+	int			pfd;
+	char		path[2048];
+	struct stat st;
+	int			rc = 0;
+
+	root_dir(c, d->ts, &rootfd);
+	full_path(c, d->ts, d->path, path, sizeof(path));
+	if (open_parent(rootfd, d->path, &leaf, &pfd, path, err) != 0)
+		return -1;
+	if (mkdirat(pfd, leaf, 0700) == 0)
+		c->dirs++;
+	else if (errno != EEXIST)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not create directory \"%s\"", path);
+	else if (fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not stat \"%s\"", path);
+	else if (S_ISLNK(st.st_mode))
+		rc = pv_err_set(err, PV_E_FAIL, 0, "\"%s\" is a symbolic link where the backup has a directory", path);
+	else if (!S_ISDIR(st.st_mode))
+	{
+		/* --delta: a file where the backup has a directory */
+		if (remove_any_at(pfd, leaf, &c->files_removed, path, err) != 0)
+			rc = -1;
+		else if (mkdirat(pfd, leaf, 0700) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not create directory \"%s\"", path);
+		else
+			c->dirs++;
+	}
+	close(pfd);
+	return rc;
+}
+
+static int
+make_link(wctx *c, uint32_t ts, const char *path, const char *target, pv_err *err)
+{
+	const char *leaf;
+	int			rootfd;
+	int			pfd;
+	char		full[2048];
+	int			rc = 0;
+
+	root_dir(c, ts, &rootfd);
+	full_path(c, ts, path, full, sizeof(full));
+	if (open_parent(rootfd, path, &leaf, &pfd, full, err) != 0)
+		return -1;
+	if (c->opts->delta && remove_any_at(pfd, leaf, &c->files_removed, full, err) != 0)
+		rc = -1;
+	else if (symlinkat(target, pfd, leaf) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not create symbolic link \"%s\"", full);
+	else if (c->opts->set_owner && fchownat(pfd, leaf, c->opts->uid, c->opts->gid, AT_SYMLINK_NOFOLLOW) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", full);
+	else
+		c->links++;
+	close(pfd);
+	return rc;
+}
+
+static int
+make_links(wctx *c, pv_pathmap *pm, pv_err *err)
+{
+	const pv_manifest *m = c->m;
+
+	for (size_t i = 0; i < m->nfiles; i++)
+	{
+		const pv_manifest_file *f = &m->files[i];
+		uint32_t	oid;
+
+		if (f->type != PV_FILE_SYMLINK)
+			continue;
+		if (pv_restore_is_ts_link(m, f, &oid))
+			continue;			/* below */
+		if (make_link(c, f->tablespace, f->path, f->link, err) != 0)
+			return -1;
+	}
+	for (size_t i = 0; i < c->plan->nts; i++)
+	{
+		char		path[32];
+
+		snprintf(path, sizeof(path), "pg_tblspc/%u", c->plan->ts[i].oid);
+		if (pv_pathmap_get(pm, 0, path) != PV_FILE_SYMLINK)
+			return pv_err_set(err, PV_E_FAIL, 0, "internal error: no link entry for tablespace %u", c->plan->ts[i].oid);
+		if (make_link(c, 0, path, c->plan->ts[i].dir, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Create or (--delta) open one regular file, sized; returns its state. */
+static int
+open_file(wctx *c, const pv_manifest_file *f, wfile *wf, pv_err *err)
+{
+	const char *leaf;
+	int			rootfd;
+	int			pfd;
+	char		path[2048];
+	struct stat st;
+	int			rc = 0;
+
+	wf->f = f;
+	wf->fd = -1;
+	root_dir(c, f->tablespace, &rootfd);
+	full_path(c, f->tablespace, f->path, path, sizeof(path));
+	if (open_parent(rootfd, f->path, &leaf, &pfd, path, err) != 0)
+		return -1;
+	if (c->opts->delta && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	{
+		if (S_ISREG(st.st_mode))
+		{
+			wf->fd = openat(pfd, leaf, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+			wf->existed = wf->fd >= 0;
+		}
+		else if (remove_any_at(pfd, leaf, &c->files_removed, path, err) != 0)
+			rc = -1;
+	}
+	if (rc == 0 && wf->fd < 0)
+	{
+		wf->fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (wf->fd < 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not create file \"%s\"", path);
+	}
+	close(pfd);
+	if (rc == 0 && ftruncate(wf->fd, (off_t) f->size) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the size of \"%s\"", path);
+	if (rc != 0 && wf->fd >= 0)
+	{
+		close(wf->fd);
+		wf->fd = -1;
+	}
+	atomic_init(&wf->remaining, f->nchunks);
+	atomic_init(&wf->changed, false);
+	return rc;
+}
+
+/* The main thread's loop: create each file and queue its chunks. */
+static int
+produce(wctx *c, wfile *wfiles, pv_err *err)
+{
+	const pv_manifest *m = c->m;
+	size_t		k = 0;
+
+	for (size_t i = 0; i < m->nfiles && !has_failed(c); i++)
+	{
+		const pv_manifest_file *f = &m->files[i];
+		wfile	   *wf;
+
+		if (f->type != PV_FILE_REGULAR)
+			continue;
+		wf = &wfiles[k++];
+		if (open_file(c, f, wf, err) != 0)
+			return -1;
+		if (f->nchunks == 0)
+		{
+			if (finish_file(c, wf, err) != 0)
+				return -1;
+			continue;
+		}
+		for (size_t ch = 0; ch < f->nchunks; ch++)
+		{
+			wjob	   *job = pv_malloc(sizeof(*job));
+
+			job->wf = wf;
+			job->chunk = ch;
+			if (!pv_queue_push(&c->q, job))
+			{
+				free(job);
+				return 0;		/* a worker failed: its error is reported */
+			}
+			progress(c, false);
+		}
+	}
+	return 0;
+}
+
+static int
+write_files(wctx *c, pv_err *err)
+{
+	const pv_manifest *m = c->m;
+	size_t		nreg = 0;
+	wfile	   *wfiles;
+	int			rc;
+
+	for (size_t i = 0; i < m->nfiles; i++)
+		nreg += m->files[i].type == PV_FILE_REGULAR;
+	wfiles = pv_calloc(nreg ? nreg : 1, sizeof(wfile));
+	for (size_t i = 0; i < nreg; i++)
+		wfiles[i].fd = -1;
+	pv_queue_init(&c->q, (size_t) c->nthreads * 4);
+	c->threads = pv_calloc((size_t) c->nthreads, sizeof(pthread_t));
+	for (int i = 0; i < c->nthreads; i++)
+		pthread_create(&c->threads[i], NULL, worker_main, c);
+	rc = produce(c, wfiles, err);
+	if (rc != 0)
+		set_failed(c, err);
+	pv_queue_close(&c->q);
+	for (int i = 0; i < c->nthreads; i++)
+		pthread_join(c->threads[i], NULL);
+	/* files left open by a failure */
+	for (size_t i = 0; i < nreg; i++)
+		if (wfiles[i].fd >= 0)
+			close(wfiles[i].fd);
+	free(wfiles);
+	free(c->threads);
+	pv_queue_destroy(&c->q);
+	progress(c, true);
+	if (c->opts->progress)
+		pv_progress_done();
+	if (c->failed)
+	{
+		*err = c->err;
+		return -1;
+	}
+	return 0;
+}
+
+/* --delta: remove what the backup does not have (never outside the roots). */
+static int
+prune(wctx *c, int dirfd, uint32_t ts, const char *rel, pv_pathmap *pm, pv_err *err)
+{
+	int			fd = openat(dirfd, ".", OPEN_DIR_FLAGS);
+	DIR		   *d;
+	struct dirent *de;
+	int			rc = 0;
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL)
+	{
+		if (fd >= 0)
+			close(fd);
+		return pv_err_set(err, PV_E_FAIL, errno, "could not read directory \"%s\"", rel);
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL)
+	{
+		char	   *child;
+		char		type;
+		char		full[2048];
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		/* a mount point's lost+found; other PostgreSQL versions in a tablespace */
+		if (rel[0] == '\0' && ((ts == 0 && strcmp(de->d_name, "lost+found") == 0) ||
+							   (ts != 0 && pv_pathmap_get(pm, ts, de->d_name) == 0)))
+			continue;
+		child = rel[0] ? pv_asprintf("%s/%s", rel, de->d_name) : pv_strdup(de->d_name);
+		type = pv_pathmap_get(pm, ts, child);
+		full_path(c, ts, child, full, sizeof(full));
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not stat \"%s\"", full);
+		else if (type == 0)
+			rc = remove_any_at(fd, de->d_name, &c->files_removed, full, err);
+		else if ((type == PV_FILE_DIRECTORY || type == 'p') && S_ISDIR(st.st_mode))
+		{
+			int			sub = openat(fd, de->d_name, OPEN_DIR_FLAGS);
+
+			if (sub < 0)
+				rc = pv_err_set(err, PV_E_FAIL, errno, "could not open directory \"%s\"", full);
+			else
+			{
+				rc = prune(c, sub, ts, child, pm, err);
+				close(sub);
+			}
+		}
+		free(child);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Write name in the target root atomically (temp file, fsync, rename). */
+static int
+write_root_file(wctx *c, const char *name, const void *data, size_t len, pv_err *err)
+{
+	char	   *tmp = pv_asprintf("%s.pgvault-tmp", name);
+	char		path[2048];
+	int			fd;
+	int			rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", c->opts->target_dir, name);
+	(void) unlinkat(c->rootfd, tmp, 0);
+	fd = openat(c->rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not create \"%s\"", path);
+	else
+	{
+		if (pwrite_all(fd, data, len, 0, path, err) != 0)
+			rc = -1;
+		else if (c->opts->set_owner && fchown(fd, c->opts->uid, c->opts->gid) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
+		else if (fsync(fd) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync \"%s\"", path);
+		close(fd);
+		if (rc == 0 && renameat(c->rootfd, tmp, c->rootfd, name) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not rename \"%s\" into place", path);
+		if (rc != 0)
+			(void) unlinkat(c->rootfd, tmp, 0);
+	}
+	free(tmp);
+	return rc;
+}
+
+/* backup_manifest, the signal file, the recovery block in postgresql.auto.conf. */
+static int
+write_recovery(wctx *c, pv_err *err)
+{
+	const char *signal = c->opts->standby ? "standby.signal" : "recovery.signal";
+	const char *other = c->opts->standby ? "recovery.signal" : "standby.signal";
+	char	   *block;
+	char	   *merged = NULL;
+	pv_buf		old;
+	int			fd;
+	int			rc;
+
+	if (c->m->pg_manifest != NULL && c->m->pg_manifest[0] != '\0' &&
+		write_root_file(c, "backup_manifest", c->m->pg_manifest, strlen(c->m->pg_manifest), err) != 0)
+		return -1;
+	if (unlinkat(c->rootfd, other, 0) != 0 && errno != ENOENT)
+		return pv_err_set(err, PV_E_FAIL, errno, "could not remove \"%s/%s\"", c->opts->target_dir, other);
+	if (write_root_file(c, signal, "", 0, err) != 0)
+		return -1;
+	pv_buf_init(&old);
+	fd = openat(c->rootfd, "postgresql.auto.conf", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0)
+	{
+		uint8_t		chunk[65536];
+		ssize_t		n;
+
+		while ((n = read(fd, chunk, sizeof(chunk))) > 0 && old.len < (64u << 20))
+			pv_buf_append(&old, chunk, (size_t) n);
+		close(fd);
+		if (n < 0)
+		{
+			pv_buf_free(&old);
+			return pv_err_set(err, PV_E_FAIL, errno, "could not read \"%s/postgresql.auto.conf\"", c->opts->target_dir);
+		}
+	}
+	block = pv_recovery_block(c->opts, c->m->id, (int64_t) time(NULL));
+	rc = pv_recovery_conf_merge((const char *) old.data, old.len, block, &merged, err);
+	if (rc == 0)
+		rc = write_root_file(c, "postgresql.auto.conf", merged, strlen(merged), err);
+	free(block);
+	free(merged);
+	pv_buf_free(&old);
+	return rc;
+}
+
+/* Modes, owners and fsync of every directory, deepest first; then the roots. */
+static int
+finish_dirs(wctx *c, pv_pathdir *dirs, size_t n, pv_err *err)
+{
+	const pv_restore_opts *o = c->opts;
+	mode_t		root_mode = 0700;
+
+	for (size_t i = n; i-- > 0;)
+	{
+		const char *leaf;
+		int			rootfd;
+		int			pfd;
+		int			fd;
+		char		path[2048];
+		int			rc = 0;
+
+		root_dir(c, dirs[i].ts, &rootfd);
+		full_path(c, dirs[i].ts, dirs[i].path, path, sizeof(path));
+		if (dirs[i].ts == 0 && strcmp(dirs[i].path, "global") == 0 && (dirs[i].mode & 0050) == 0050)
+			root_mode = 0750;	/* the cluster allows group access (initdb -g) */
+		if (open_parent(rootfd, dirs[i].path, &leaf, &pfd, path, err) != 0)
+			return -1;
+		fd = openat(pfd, leaf, OPEN_DIR_FLAGS);
+		close(pfd);
+		if (fd < 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not open directory \"%s\"", path);
+		if (fchmod(fd, (mode_t) (dirs[i].mode & 07777)) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the mode of \"%s\"", path);
+		else if (o->set_owner && fchown(fd, o->uid, o->gid) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
+		else if (fsync(fd) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync directory \"%s\"", path);
+		close(fd);
+		if (rc != 0)
+			return -1;
+	}
+	for (size_t i = 0; i <= c->plan->nts; i++)
+	{
+		int			fd = i < c->plan->nts ? c->tsfd[i] : c->rootfd;
+		const char *path = i < c->plan->nts ? c->plan->ts[i].dir : o->target_dir;
+
+		if (fchmod(fd, i < c->plan->nts ? 0700 : root_mode) != 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not set the mode of \"%s\"", path);
+		if (o->set_owner && fchown(fd, o->uid, o->gid) != 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
+		if (fsync(fd) != 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not fsync directory \"%s\"", path);
+		if (pv_fsync_parent(path, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Create (if needed) and open the target and tablespace directories. */
+static int
+open_roots(wctx *c, pv_err *err)
+{
+	const pv_restore_opts *o = c->opts;
+
+	if (pv_mkdir_p(o->target_dir, 0700, err) != 0)
+		return -1;
+	c->rootfd = open(o->target_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->rootfd < 0)
+		return pv_err_set(err, PV_E_FAIL, errno, "could not open the target directory \"%s\"", o->target_dir);
+	for (size_t i = 0; i < c->plan->nts; i++)
+	{
+		if (pv_mkdir_p(c->plan->ts[i].dir, 0700, err) != 0)
+			return -1;
+		c->tsfd[i] = open(c->plan->ts[i].dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (c->tsfd[i] < 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not open tablespace directory \"%s\"", c->plan->ts[i].dir);
+	}
+	return 0;
+}
+
+static int
+run_steps(wctx *c, pv_pathmap *pm, pv_err *err)
+{
+	pv_pathdir *dirs;
+	size_t		n = pv_pathmap_dirs(pm, &dirs);
+	int			rc = 0;
+
+	if (open_roots(c, err) != 0)
+		rc = -1;
+	if (rc == 0 && c->opts->delta)
+	{
+		rc = prune(c, c->rootfd, 0, "", pm, err);
+		for (size_t i = 0; rc == 0 && i < c->plan->nts; i++)
+			rc = prune(c, c->tsfd[i], c->plan->ts[i].oid, "", pm, err);
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = make_dir(c, &dirs[i], err);
+	if (rc == 0)
+		rc = make_links(c, pm, err);
+	if (rc == 0)
+		rc = write_files(c, err);
+	if (rc == 0)
+		rc = write_recovery(c, err);
+	if (rc == 0)
+		rc = finish_dirs(c, dirs, n, err);
+	pv_pathdirs_free(dirs, n);
+	return rc;
+}
+
+int
+pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *plan,
+				   pv_restore_result *res, pv_err *err)
+{
+	wctx		c;
+	pv_pathmap *pm = NULL;
+	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int			rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (!plan->reachable || plan->m == NULL)
+	{
+		*err = plan->problem;
+		return -1;
+	}
+	if (pv_restore_check_target(opts, plan, err) != 0 ||
+		pv_restore_validate_manifest(plan->m, &pm, err) != 0)
+		return -1;
+	memset(&c, 0, sizeof(c));
+	c.repo = repo;
+	c.opts = opts;
+	c.plan = plan;
+	c.m = plan->m;
+	c.chunk_size = plan->m->chunk_size;
+	c.rootfd = -1;
+	c.tsfd = pv_calloc(plan->nts ? plan->nts : 1, sizeof(int));
+	for (size_t i = 0; i < plan->nts; i++)
+		c.tsfd[i] = -1;
+	c.nthreads = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
+	c.zeros = pv_calloc(1, c.chunk_size);
+	pv_chunk_id(repo->keys, c.zeros, c.chunk_size, c.zero_id);
+	pthread_mutex_init(&c.mu, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &c.started);
+	c.last_progress = c.started;
+	c.index = plan->index;
+	rc = run_steps(&c, pm, err);
+	res->files = plan->files;
+	res->files_written = c.files_written + c.files_rewritten;
+	res->files_kept = c.files_kept;
+	res->files_rewritten = c.files_rewritten;
+	res->files_removed = c.files_removed;
+	res->dirs = c.dirs;
+	res->links = c.links;
+	res->bytes = plan->bytes;
+	res->bytes_fetched = c.bytes_fetched;
+	res->chunks_fetched = c.chunks_fetched;
+	res->chunks_kept = c.chunks_kept;
+	res->chunks_zero = c.chunks_zero;
+	res->duration_ms = (uint64_t) (elapsed_s(&c.started) * 1000);
+	res->jobs = c.nthreads;
+	res->chowned = opts->set_owner;
+	res->uid = opts->uid;
+	for (size_t i = 0; i < plan->m->nfiles; i++)
+		if (plan->m->files[i].tablespace == 0 && strcmp(plan->m->files[i].path, "postgresql.conf") == 0)
+			res->has_postgresql_conf = true;
+	if (c.rootfd >= 0)
+		close(c.rootfd);
+	for (size_t i = 0; i < plan->nts; i++)
+		if (c.tsfd[i] >= 0)
+			close(c.tsfd[i]);
+	free(c.tsfd);
+	free(c.zeros);
+	pthread_mutex_destroy(&c.mu);
+	pv_pathmap_free(pm);
+	return rc;
+}

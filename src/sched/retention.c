@@ -1,0 +1,197 @@
+/*
+ * retention.c - retention policy selection and WAL expiry rules
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "sched/retention.h"
+
+void
+pv_retention_policy_from_config(const pv_config *cfg, pv_retention_policy *p)
+{
+	p->full = cfg->ret_full;
+	p->window_s = (int64_t) (cfg->ret_window_ms / 1000);
+	p->daily = cfg->ret_daily;
+	p->weekly = cfg->ret_weekly;
+	p->monthly = cfg->ret_monthly;
+	p->yearly = cfg->ret_yearly;
+}
+
+bool
+pv_retention_policy_empty(const pv_retention_policy *p)
+{
+	return p->full == 0 && p->window_s == 0 && p->daily == 0 && p->weekly == 0 &&
+		p->monthly == 0 && p->yearly == 0;
+}
+
+/* The calendar bucket of t: "2026-03-29", "2026-W13", "2026-03", "2026". */
+static void
+bucket_of(int64_t t, const char *fmt, char *buf, size_t len)
+{
+	time_t		tt = (time_t) t;
+	struct tm	tm;
+
+	memset(&tm, 0, sizeof(tm));
+	localtime_r(&tt, &tm);
+	strftime(buf, len, fmt, &tm);
+}
+
+/* Newest backup of each of the newest 'count' buckets that hold a backup. */
+static void
+keep_buckets(pv_retention_item *items, size_t n, int64_t count, const char *fmt, unsigned reason)
+{
+	char		last[32] = "";
+	int64_t		kept = 0;
+
+	for (size_t i = n; i-- > 0 && kept < count;)
+	{
+		char		b[32];
+
+		bucket_of(items[i].time, fmt, b, sizeof(b));
+		if (strcmp(b, last) == 0)
+			continue;			/* an older backup of a bucket already seen */
+		snprintf(last, sizeof(last), "%s", b);
+		items[i].reasons |= reason;
+		kept++;
+	}
+}
+
+void
+pv_retention_select(const pv_retention_policy *p, int64_t now, pv_retention_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		items[i].reasons = 0;
+	if (n == 0)
+		return;
+	items[n - 1].reasons |= PV_KEEP_NEWEST;
+	if (pv_retention_policy_empty(p))
+	{
+		for (size_t i = 0; i < n; i++)
+			items[i].reasons |= PV_KEEP_ALL;
+		return;
+	}
+	for (size_t i = n; i-- > 0 && (int64_t) (n - 1 - i) < p->full;)
+		items[i].reasons |= PV_KEEP_FULL;
+	if (p->window_s > 0)
+	{
+		int64_t		edge = now - p->window_s;
+		bool		base_found = false;
+
+		for (size_t i = n; i-- > 0;)
+		{
+			if (items[i].time > edge)
+				items[i].reasons |= PV_KEEP_WINDOW;
+			else if (!base_found)
+			{
+				items[i].reasons |= PV_KEEP_WINDOW;
+				base_found = true;
+			}
+		}
+	}
+	keep_buckets(items, n, p->daily, "%Y-%m-%d", PV_KEEP_DAILY);
+	keep_buckets(items, n, p->weekly, "%G-W%V", PV_KEEP_WEEKLY);
+	keep_buckets(items, n, p->monthly, "%Y-%m", PV_KEEP_MONTHLY);
+	keep_buckets(items, n, p->yearly, "%Y", PV_KEEP_YEARLY);
+}
+
+const char *
+pv_retention_reasons(unsigned reasons, char *buf, size_t len)
+{
+	static const struct
+	{
+		unsigned	bit;
+		const char *name;
+	}			names[] = {
+		{PV_KEEP_NEWEST, "newest"}, {PV_KEEP_FULL, "full"}, {PV_KEEP_WINDOW, "window"},
+		{PV_KEEP_DAILY, "daily"}, {PV_KEEP_WEEKLY, "weekly"}, {PV_KEEP_MONTHLY, "monthly"},
+		{PV_KEEP_YEARLY, "yearly"}, {PV_KEEP_ALL, "no-policy"},
+	};
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	{
+		if (!(reasons & names[i].bit))
+			continue;
+		if (buf[0] != '\0')
+			strncat(buf, ",", len - strlen(buf) - 1);
+		strncat(buf, names[i].name, len - strlen(buf) - 1);
+	}
+	return buf;
+}
+
+uint64_t
+pv_retention_wal_pos(uint64_t lsn, uint32_t seg_size)
+{
+	uint64_t	segno = lsn / seg_size;
+	uint64_t	per_log = UINT64_C(0x100000000) / seg_size;
+
+	return (segno / per_log) << 32 | (segno % per_log);
+}
+
+static bool
+hex_field(const char *s, size_t n, uint32_t *out)
+{
+	uint32_t	v = 0;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		char		c = s[i];
+
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (uint32_t) (c - '0');
+		else if (c >= 'A' && c <= 'F')
+			v = v << 4 | (uint32_t) (c - 'A' + 10);
+		else
+			return false;
+	}
+	*out = v;
+	return true;
+}
+
+/* Timeline and position of a segment, .partial or .backup name. */
+static bool
+parse_wal(const char *name, uint32_t *tli, uint64_t *pos)
+{
+	size_t		len = strlen(name);
+	uint32_t	t;
+	uint32_t	log;
+	uint32_t	seg;
+	uint32_t	off;
+
+	if (len < 24 || !hex_field(name, 8, &t) || !hex_field(name + 8, 8, &log) || !hex_field(name + 16, 8, &seg) || t == 0)
+		return false;
+	if (len != 24 && strcmp(name + 24, ".partial") != 0 &&
+		!(len == 40 && name[24] == '.' && hex_field(name + 25, 8, &off) && strcmp(name + 33, ".backup") == 0))
+		return false;
+	*tli = t;
+	*pos = (uint64_t) log << 32 | seg;
+	return true;
+}
+
+bool
+pv_retention_wal_expired(const char *name, const pv_retention_start *kept, size_t n)
+{
+	uint32_t	tli;
+	uint64_t	pos;
+	uint64_t	cutoff = UINT64_MAX;
+	uint64_t	cutoff_all = UINT64_MAX;
+	bool		any = false;
+
+	if (n == 0 || !parse_wal(name, &tli, &pos))
+		return false;
+	for (size_t i = 0; i < n; i++)
+	{
+		if (kept[i].pos < cutoff_all)
+			cutoff_all = kept[i].pos;
+		if (kept[i].timeline <= tli)
+		{
+			any = true;
+			if (kept[i].pos < cutoff)
+				cutoff = kept[i].pos;
+		}
+	}
+	return pos < (any ? cutoff : cutoff_all);
+}
