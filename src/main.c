@@ -36,6 +36,7 @@ static const command commands[] = {
 	/* wal-fetch loads the configuration itself: every failure must exit 255 */
 	{"wal-fetch", cmd_wal_fetch, 0, "restore_command: fetch one WAL file (exit 0/1/255)"},
 	{"check", cmd_check, NEED_CONFIG, "check the server's archiving setup against the repository"},
+	{"restore", cmd_restore, NEED_CONFIG, "point-in-time restore into a data directory"},
 	{"info", cmd_info, NEED_CONFIG, "show the repository"},
 	{"repo-ls", cmd_repo_ls, NEED_CONFIG, "list repository objects (maintenance)"},
 	{"repo-get", cmd_repo_get, NEED_CONFIG, "decrypt and authenticate one object (maintenance)"},

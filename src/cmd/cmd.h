@@ -53,5 +53,6 @@ extern int	cmd_verify(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_wal_push(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_wal_fetch(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_check(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_restore(pv_cmd_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <libpq-fe.h>
+
 #include "common/err.h"
 #include "common/mem.h"
 #include "repo/repo.h"
@@ -192,6 +194,56 @@ typedef struct pv_drill_probe_result
 } pv_drill_probe_result;
 
 extern bool pv_drill_probe_eval(const pv_drill_probe_result *r, char *detail, size_t len);
+
+/* ------------------------------------------------------------ the scratch server (instance.c) */
+
+typedef struct pv_drill_instance
+{
+	/* set by the caller (borrowed) */
+	const char *bindir;
+	const char *scratch;
+	const char *datadir;
+	const char *sockdir;
+	const char *logfile;
+	const char *bwrap;			/* NULL: the local runtime */
+	const pv_drill_ident *ident;
+	const char *restore_command;
+	char	   *const *envp;	/* the server's whole environment */
+	/* state */
+	pid_t		pid;			/* postgres, or bwrap around it; 0 when not running */
+	char	   *superuser;		/* found by wait_ready */
+	char	   *connect_error;	/* the last refusal while waiting (allocated) */
+} pv_drill_instance;
+
+/* Write pg_hba.conf/pg_ident.conf (local trust) and start the server. */
+extern int	pv_drill_instance_start(pv_drill_instance *in, pv_err *err);
+
+/*
+ * Wait until the server has ended recovery and accepts connections, trying
+ * the candidate role names (NULL-terminated) to find the bootstrap
+ * superuser. Fails when the server exits (the message quotes its log), at
+ * the deadline, or when *stop is raised. tick runs every ~50 ms.
+ */
+extern int	pv_drill_instance_wait_ready(pv_drill_instance *in, const char *const *users,
+										 uint64_t deadline_ms, volatile sig_atomic_t *stop,
+										 void (*tick) (void *arg), void *arg, pv_err *err);
+
+/* A connection to db as the superuser (over the scratch socket). */
+extern PGconn *pv_drill_instance_connect(const pv_drill_instance *in, const char *db, pv_err *err);
+
+/* Stop it (SIGQUIT: immediate shutdown, then SIGKILL), wait until every process is gone. */
+extern void pv_drill_instance_stop(pv_drill_instance *in);
+extern void pv_drill_instance_free(pv_drill_instance *in);
+
+/*
+ * Run sql (several statements allowed; the last result counts) and wait for
+ * it without blocking signals: a raised *stop or the deadline cancels it.
+ * On success *res is the last result (caller PQclear's it); *error is set
+ * (allocated) when the server reported an error or the query was cancelled.
+ * Returns -1 when the connection is unusable afterwards.
+ */
+extern int	pv_drill_query(PGconn *conn, const char *sql, uint64_t deadline_ms,
+						   volatile sig_atomic_t *stop, PGresult **res, char **error);
 
 /* ------------------------------------------------------------ WAL feed (walfeed.c) */
 

@@ -347,7 +347,8 @@ posix_list(pv_storage *st, const char *prefix, const char *after, size_t max,
 		free(all.v);
 		return -1;
 	}
-	qsort(all.v, all.n, sizeof(*all.v), entry_cmp);
+	if (all.n > 0)				/* qsort(NULL, 0) is undefined behaviour */
+		qsort(all.v, all.n, sizeof(*all.v), entry_cmp);
 	if (after != NULL)
 		while (start < all.n && strcmp(all.v[start].key, after) <= 0)
 			start++;
@@ -356,7 +357,8 @@ posix_list(pv_storage *st, const char *prefix, const char *after, size_t max,
 	page->count = all.n - start < max ? all.n - start : max;
 	page->truncated = start + page->count < all.n;
 	page->entries = pv_malloc((page->count ? page->count : 1) * sizeof(pv_storage_entry));
-	memcpy(page->entries, all.v + start, page->count * sizeof(pv_storage_entry));
+	if (page->count > 0)
+		memcpy(page->entries, all.v + start, page->count * sizeof(pv_storage_entry));
 	for (size_t i = 0; i < all.n; i++)
 		if (i < start || i >= start + page->count)
 			free(all.v[i].key);

@@ -110,8 +110,9 @@ pvpg backup --checkpoint spread >/dev/null 2>&1 &
 wrapper=$!
 track_pid $wrapper "backup to kill"
 sleep 3
-# as root, as_pg runs pgvault under runuser: kill pgvault itself
-victim=$(pgrep -P "$wrapper" || echo "$wrapper")
+# as root, as_pg runs pgvault under runuser in a subshell: kill pgvault itself
+victim=$wrapper
+while child=$(pgrep -P "$victim" | head -n 1) && [ -n "$child" ]; do victim=$child; done
 kill -9 "$victim" 2>/dev/null
 wait $wrapper 2>/dev/null
 wait_gone "$victim" 10

@@ -189,6 +189,8 @@ main(int argc, char **argv)
 	pv_storage *st;
 	pv_err		err;
 	const char *cmd;
+	char	  **args;
+	int			nargs;
 	int			c;
 	int			rc;
 
@@ -225,23 +227,32 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
-	/* options may follow the command too (get KEY FILE --offset N) */
-	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1)
+	/* after the command: its arguments, and --offset/--length/-v anywhere */
+	nargs = 0;
+	args = pv_calloc((size_t) argc, sizeof(char *));
+	for (int i = optind; i < argc; i++)
 	{
-		if (c == 'o' && parse_u64_arg("--offset", optarg, &offset) == 0)
-			continue;
-		if (c == 'l' && parse_u64_arg("--length", optarg, &length) == 0)
-			continue;
-		if (c == 'v')
+		const char *a = argv[i];
+
+		if ((strcmp(a, "--offset") == 0 || strcmp(a, "--length") == 0) && i + 1 < argc)
 		{
-			verbose = true;
-			continue;
+			if (parse_u64_arg(a, argv[i + 1], a[2] == 'o' ? &offset : &length) != 0)
+				return 2;
+			i++;
 		}
-		usage(stderr);
-		return 2;
+		else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)
+			verbose = true;
+		else if (a[0] == '-' && a[1] != '\0')
+		{
+			fprintf(stderr, PROGNAME ": error: unknown option \"%s\"\n", a);
+			usage(stderr);
+			return 2;
+		}
+		else
+			args[nargs++] = argv[i];
 	}
-	argv += optind;
-	argc -= optind;
+	argv = args;
+	argc = nargs;
 	if (!((strcmp(cmd, "put") == 0 && argc == 2) || (strcmp(cmd, "get") == 0 && argc == 2) ||
 		  (strcmp(cmd, "head") == 0 && argc == 1) || (strcmp(cmd, "ls") == 0 && argc <= 1) ||
 		  (strcmp(cmd, "rm") == 0 && argc >= 1)))
@@ -279,6 +290,7 @@ main(int argc, char **argv)
 	else
 		rc = cmd_rm(st, argv, argc, &err);
 	pv_storage_free(st);
+	free(args);
 	curl_global_cleanup();
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = pv_err_set(&err, PV_E_FAIL, errno, "could not write to standard output");
