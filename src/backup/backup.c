@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/queue.h"
@@ -117,7 +118,7 @@ uploader_main(void *arg)
 		pv_err		err;
 
 		pv_err_clear(&err);
-		if (!has_failed(st) && pv_pack_builder_store(b, st->repo, &err) != 0)
+		if (!has_failed(st) && pv_pack_builder_store(b, &err) != 0)
 			set_failed(st, &err);
 		else if (!has_failed(st))
 		{
@@ -129,7 +130,7 @@ uploader_main(void *arg)
 			}
 			memcpy(st->new_entries + st->nnew, b->entries, b->count * sizeof(pv_index_entry));
 			st->nnew += b->count;
-			st->stored_bytes += b->data.len;
+			st->stored_bytes += b->size;
 			pthread_mutex_unlock(&st->pack_mu);
 		}
 		pv_pack_builder_free(b);
@@ -159,15 +160,24 @@ store_chunk(backup_state *st, chunk_job *job, pv_buf *rec, pv_err *err)
 	if (pv_chunk_seal(st->repo->keys, id, job->data, job->len, st->repo->compression_level, rec, err) != 0)
 		return -1;
 	pthread_mutex_lock(&st->pack_mu);
-	pv_pack_builder_add(st->builder, id, rec->data, rec->len, (uint32_t) job->len, &loc);
+	if (st->builder == NULL && (st->builder = pv_pack_builder_new(st->repo, err)) == NULL)
+	{
+		pthread_mutex_unlock(&st->pack_mu);
+		return -1;
+	}
+	if (pv_pack_builder_add(st->builder, id, rec->data, rec->len, (uint32_t) job->len, &loc, err) != 0)
+	{
+		pthread_mutex_unlock(&st->pack_mu);
+		return -1;
+	}
 	pv_index_update(st->index, id, &loc);
 	st->chunks_total++;
 	st->chunks_new++;
 	st->new_bytes += job->len;
-	if (st->builder->data.len >= st->pack_size)
+	if (st->builder->size >= st->pack_size)
 	{
 		full = st->builder;
-		st->builder = pv_pack_builder_new();
+		st->builder = NULL;		/* the next chunk opens a new pack */
 	}
 	pthread_mutex_unlock(&st->pack_mu);
 	if (full != NULL && !pv_queue_push(&st->uploads, full))
@@ -524,7 +534,7 @@ choose_id(pv_repo *repo, pv_manifest *m, pv_err *err)
 		pv_storage_info info;
 		pv_err		herr;
 
-		m->start_time = (int64_t) time(NULL);
+		m->start_time = pv_now();	/* PGVAULT_NOW stamps test backups (common/clock.h) */
 		pv_backup_id_for(m->start_time, m->id, sizeof(m->id));
 		snprintf(key, sizeof(key), "backups/%s/manifest", m->id);
 		if (pv_storage_head(repo->storage, key, &info, &herr) != 0)
@@ -559,7 +569,7 @@ stop_threads(backup_state *st)
 	pv_queue_close(&st->jobs);
 	for (int i = 0; i < st->nworkers; i++)
 		pthread_join(st->workers[i], NULL);
-	if (!has_failed(st) && st->builder->count > 0)
+	if (!has_failed(st) && st->builder != NULL && st->builder->count > 0)
 	{
 		if (!pv_queue_push(&st->uploads, st->builder))
 			pv_pack_builder_free(st->builder);
@@ -627,7 +637,7 @@ finish_backup(backup_state *st, pv_err *err)
 	}
 	m->pg_manifest = pv_strndup((const char *) st->pg_manifest.data ? (const char *) st->pg_manifest.data : "",
 								st->pg_manifest.len);
-	m->stop_time = (int64_t) time(NULL);
+	m->stop_time = pv_now();
 	m->new_bytes = st->new_bytes;
 	m->stored_bytes = st->stored_bytes;
 	m->chunks_total = st->chunks_total;
@@ -669,7 +679,7 @@ pv_backup_run(pv_repo *repo, const pv_config *cfg, const pv_backup_opts *opts,
 	st.chunk_size = repo->chunk_size;
 	st.pack_size = cfg->pack_size;
 	st.nworkers = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
-	st.builder = pv_pack_builder_new();
+	st.builder = NULL;
 	pthread_mutex_init(&st.pack_mu, NULL);
 	pthread_mutex_init(&st.err_mu, NULL);
 	pv_buf_init(&st.pg_manifest);

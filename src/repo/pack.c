@@ -57,21 +57,37 @@ pv_pack_key(const uint8_t pack[PV_PACK_ID_LEN], char *buf, size_t len)
 /* ------------------------------------------------------------ builder */
 
 pv_pack_builder *
-pv_pack_builder_new(void)
+pv_pack_builder_new(pv_repo *repo, pv_err *err)
 {
 	pv_pack_builder *b = pv_calloc(1, sizeof(*b));
+	char		key[64];
 
 	randombytes_buf(b->id, sizeof(b->id));
-	pv_buf_init(&b->data);
+	b->repo = repo;
+	pv_pack_key(b->id, key, sizeof(key));
+	b->out = pv_storage_open_write(repo->storage, key, 0, err);
+	if (b->out == NULL)
+	{
+		pv_err_prefix(err, "could not create pack \"%s\"", key);
+		free(b);
+		return NULL;
+	}
 	return b;
 }
 
-void
+int
 pv_pack_builder_add(pv_pack_builder *b, const uint8_t id[32], const uint8_t *rec, size_t len,
-					uint32_t plain_len, pv_chunk_loc *loc)
+					uint32_t plain_len, pv_chunk_loc *loc, pv_err *err)
 {
 	pv_index_entry *e;
 
+	if (pv_stream_write(b->out, rec, len, err) != 0)
+	{
+		char		key[64];
+
+		pv_pack_key(b->id, key, sizeof(key));
+		return pv_err_prefix(err, "could not write pack \"%s\"", key);
+	}
 	if (b->count == b->cap)
 	{
 		b->cap = b->cap ? b->cap * 2 : 64;
@@ -80,25 +96,27 @@ pv_pack_builder_add(pv_pack_builder *b, const uint8_t id[32], const uint8_t *rec
 	e = &b->entries[b->count++];
 	memcpy(e->id, id, 32);
 	memcpy(e->loc.pack, b->id, PV_PACK_ID_LEN);
-	e->loc.offset = b->data.len;
+	e->loc.offset = b->size;
 	e->loc.length = (uint32_t) len;
 	e->loc.plain_len = plain_len;
-	pv_buf_append(&b->data, rec, len);
+	b->size += len;
 	if (loc != NULL)
 		*loc = e->loc;
+	return 0;
 }
 
 int
-pv_pack_builder_store(pv_pack_builder *b, pv_repo *repo, pv_err *err)
+pv_pack_builder_store(pv_pack_builder *b, pv_err *err)
 {
 	char		key[64];
 	pv_buf		plain;
-	size_t		hdr_start = b->data.len;
+	pv_buf		sealed;
 	uint8_t		trailer[PV_PACK_TRAILER_LEN];
 	int			rc;
 
 	pv_pack_key(b->id, key, sizeof(key));
 	pv_buf_init(&plain);
+	pv_buf_init(&sealed);
 	pv_buf_append(&plain, PACK_HEADER_MAGIC, 8);
 	pv_buf_reserve(&plain, 8 + b->count * PACK_HEADER_ENTRY_LEN);
 	put_u64(plain.data + plain.len, b->count);
@@ -113,16 +131,21 @@ pv_pack_builder_store(pv_pack_builder *b, pv_repo *repo, pv_err *err)
 		put_u32(p + 44, b->entries[i].loc.plain_len);
 		plain.len += PACK_HEADER_ENTRY_LEN;
 	}
-	rc = pv_seal_buffer(repo->keys, PV_OBJ_PACK_HEADER, key, plain.data, plain.len, &b->data, err);
+	rc = pv_seal_buffer(b->repo->keys, PV_OBJ_PACK_HEADER, key, plain.data, plain.len, &sealed, err);
 	pv_buf_free(&plain);
-	if (rc != 0)
-		return -1;
-	put_u64(trailer, b->data.len - hdr_start);
-	memcpy(trailer + 8, PV_PACK_MAGIC, 8);
-	pv_buf_append(&b->data, trailer, sizeof(trailer));
-	if (pv_storage_put(repo->storage, key, b->data.data, b->data.len, err) != 0)
-		return pv_err_prefix(err, "could not store pack \"%s\"", key);
-	return 0;
+	if (rc == 0)
+	{
+		put_u64(trailer, sealed.len);
+		memcpy(trailer + 8, PV_PACK_MAGIC, 8);
+		if (pv_stream_write(b->out, sealed.data, sealed.len, err) != 0 ||
+			pv_stream_write(b->out, trailer, sizeof(trailer), err) != 0 ||
+			pv_stream_finish(b->out, err) != 0)
+			rc = pv_err_prefix(err, "could not store pack \"%s\"", key);
+		else
+			b->size += sealed.len + sizeof(trailer);
+	}
+	pv_buf_free(&sealed);
+	return rc;
 }
 
 void
@@ -130,7 +153,7 @@ pv_pack_builder_free(pv_pack_builder *b)
 {
 	if (b == NULL)
 		return;
-	pv_buf_free(&b->data);
+	pv_stream_free(b->out);		/* abandons the object unless it was stored */
 	free(b->entries);
 	free(b);
 }

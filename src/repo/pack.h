@@ -42,22 +42,30 @@ typedef struct pv_index_entry
 /* "packs/ab/ab12..." for a pack id (buf >= 48 bytes). */
 extern void pv_pack_key(const uint8_t pack[PV_PACK_ID_LEN], char *buf, size_t len);
 
-/* ---- pack builder: collects records in memory, then one storage put ---- */
+/*
+ * ---- pack builder: streams records into a new storage object ----
+ * Records go straight to the storage writer (local: a temp file; S3: part
+ * buffers), so a pack is never held in memory whole. Nothing is visible
+ * until pv_pack_builder_store commits the object; freeing an unstored
+ * builder abandons it.
+ */
 typedef struct pv_pack_builder
 {
 	uint8_t		id[PV_PACK_ID_LEN];
-	pv_buf		data;
+	pv_repo    *repo;
+	pv_stream  *out;			/* storage writer */
+	uint64_t	size;			/* bytes written so far */
 	pv_index_entry *entries;
 	size_t		count;
 	size_t		cap;
 } pv_pack_builder;
 
-extern pv_pack_builder *pv_pack_builder_new(void);
+extern pv_pack_builder *pv_pack_builder_new(pv_repo *repo, pv_err *err);
 /* Append a sealed record; returns its location. */
-extern void pv_pack_builder_add(pv_pack_builder *b, const uint8_t id[32], const uint8_t *rec, size_t len,
-								uint32_t plain_len, pv_chunk_loc *loc);
-/* Append the sealed header and trailer, then store the pack (one put). */
-extern int	pv_pack_builder_store(pv_pack_builder *b, pv_repo *repo, pv_err *err);
+extern int	pv_pack_builder_add(pv_pack_builder *b, const uint8_t id[32], const uint8_t *rec, size_t len,
+								uint32_t plain_len, pv_chunk_loc *loc, pv_err *err);
+/* Append the sealed header and trailer and commit the pack. */
+extern int	pv_pack_builder_store(pv_pack_builder *b, pv_err *err);
 extern void pv_pack_builder_free(pv_pack_builder *b);
 
 /* Read and authenticate a pack's header: its entries (caller frees). */

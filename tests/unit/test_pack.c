@@ -50,7 +50,7 @@ teardown(void)
 
 START_TEST(test_pack_roundtrip)
 {
-	pv_pack_builder *b = pv_pack_builder_new();
+	pv_pack_builder *b;
 	pv_index_entry *entries;
 	size_t		n;
 	uint64_t	size;
@@ -64,6 +64,8 @@ START_TEST(test_pack_roundtrip)
 	pv_buf		out;
 	pv_buf		rec;
 
+	b = pv_pack_builder_new(repo, &err);
+	ck_assert_ptr_nonnull(b);
 	pv_buf_init(&rec);
 	for (int i = 0; i < 3; i++)
 	{
@@ -71,9 +73,9 @@ START_TEST(test_pack_roundtrip)
 		pv_chunk_id(repo->keys, data[i], sizeof(data[i]), ids[i]);
 		pv_buf_reset(&rec);
 		ck_assert_int_eq(pv_chunk_seal(repo->keys, ids[i], data[i], sizeof(data[i]), 3, &rec, &err), 0);
-		pv_pack_builder_add(b, ids[i], rec.data, rec.len, sizeof(data[i]), &locs[i]);
+		ck_assert_int_eq(pv_pack_builder_add(b, ids[i], rec.data, rec.len, sizeof(data[i]), &locs[i], &err), 0);
 	}
-	ck_assert_int_eq(pv_pack_builder_store(b, repo, &err), 0);
+	ck_assert_int_eq(pv_pack_builder_store(b, &err), 0);
 	pv_pack_key(b->id, key, sizeof(key));
 	ck_assert_int_eq(pv_pack_read_header(repo, key, &entries, &n, &size, &err), 0);
 	ck_assert_uint_eq(n, 3);
