@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "cmd/cmd.h"
+#include "common/clock.h"
 
 #define NEED_CONFIG 0x01		/* load the configuration before running */
 
@@ -32,11 +33,16 @@ static const command commands[] = {
 	{"key", cmd_key, NEED_CONFIG, "add, list or remove key slots"},
 	{"backup", cmd_backup, NEED_CONFIG, "stream a base backup into the repository"},
 	{"verify", cmd_verify, NEED_CONFIG, "re-read and authenticate every backup"},
+	{"drill", cmd_drill, NEED_CONFIG, "prove a backup: restore, start and check it in a sandbox (RTO, RPO)"},
 	{"wal-push", cmd_wal_push, NEED_CONFIG, "archive_command: store one WAL file"},
 	/* wal-fetch loads the configuration itself: every failure must exit 255 */
 	{"wal-fetch", cmd_wal_fetch, 0, "restore_command: fetch one WAL file (exit 0/1/255)"},
 	{"check", cmd_check, NEED_CONFIG, "check the server's archiving setup against the repository"},
 	{"restore", cmd_restore, NEED_CONFIG, "point-in-time restore into a data directory"},
+	{"runbook", cmd_runbook, NEED_CONFIG, "print the PITR runbook filled in for this repository"},
+	{"cron", cmd_cron, NEED_CONFIG, "run the scheduled jobs that are due (start it every minute)"},
+	{"expire", cmd_expire, NEED_CONFIG, "apply the retention policy, expire WAL, prune unused data"},
+	{"metrics", cmd_metrics, NEED_CONFIG, "print the Prometheus metrics"},
 	{"info", cmd_info, NEED_CONFIG, "show the repository"},
 	{"repo-ls", cmd_repo_ls, NEED_CONFIG, "list repository objects (maintenance)"},
 	{"repo-get", cmd_repo_get, NEED_CONFIG, "decrypt and authenticate one object (maintenance)"},
@@ -187,6 +193,13 @@ main(int argc, char **argv)
 		pv_log_error("unknown command \"%s\"", argv[optind]);
 		fprintf(stderr, "pgvault: hint: try \"pgvault --help\"\n");
 		return PV_EXIT_USAGE;
+	}
+	{
+		pv_err		nerr;
+
+		/* the test clock (common/clock.h) must be valid before anything reads it */
+		if (pv_now_check(&nerr) != 0)
+			return pv_cmd_fail(&nerr);
 	}
 	if (ctx.quiet)
 		pv_log_set_level(PV_LOG_ERROR);

@@ -50,9 +50,14 @@ extern int	cmd_repo_get(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_repo_put(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_backup(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_verify(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_drill(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_wal_push(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_wal_fetch(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_check(pv_cmd_ctx *ctx, int argc, char **argv);
 extern int	cmd_restore(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_runbook(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_cron(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_expire(pv_cmd_ctx *ctx, int argc, char **argv);
+extern int	cmd_metrics(pv_cmd_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "common/parse.h"
 #include "cmd/cmd.h"
+#include "drill/drill.h"
 #include "pg/pg.h"
 #include "repo/manifest.h"
 
@@ -201,6 +202,27 @@ backup_json(const pv_manifest *m)
 	return o;
 }
 
+/* Each backup's newest drill (drills/), as "last_drill" (null: never drilled). */
+static void
+attach_drills(pv_repo *repo, char **ids, size_t n, json_t *backups)
+{
+	json_t	   *last = NULL;
+	pv_err		derr;
+	size_t		i;
+	json_t	   *b;
+
+	pv_err_clear(&derr);
+	if (n > 0 && pv_drill_last_by_backup(repo, ids, n, &last, &derr) != 0)
+		pv_log_warning("drills not shown: %s", derr.msg);
+	json_array_foreach(backups, i, b)
+	{
+		json_t	   *d = last ? json_object_get(last, json_string_value(json_object_get(b, "id"))) : NULL;
+
+		json_object_set(b, "last_drill", d ? d : json_null());
+	}
+	json_decref(last);
+}
+
 /* Backups (needs the key), WAL ranges, recovery window; into j. */
 static int
 describe_backups(pv_cmd_ctx *ctx, pv_repo *repo, json_t *j, bool *locked, pv_err *err)
@@ -248,6 +270,8 @@ describe_backups(pv_cmd_ctx *ctx, pv_repo *repo, json_t *j, bool *locked, pv_err
 		json_array_append_new(backups, backup_json(m));
 		pv_manifest_free(m);
 	}
+	if (!*locked)
+		attach_drills(repo, ids, n, backups);
 	pv_manifest_list_free(ids, n);
 	json_object_set_new(j, "backups", backups);
 	if (earliest > 0)
@@ -270,6 +294,23 @@ describe_backups(pv_cmd_ctx *ctx, pv_repo *repo, json_t *j, bool *locked, pv_err
 	return 0;
 }
 
+/* "passed 2026-11-23T14:05:02Z, RTO 42.0s", "FAILED ...", "never drilled" */
+static const char *
+drill_text(json_t *d, char *buf, size_t len)
+{
+	const char *t = json_string_value(json_object_get(d, "time"));
+	json_t	   *rto = json_object_get(d, "rto_ms");
+	char		r[32];
+
+	if (!json_is_object(d) || t == NULL)
+		return "never drilled";
+	snprintf(buf, len, "%s %.19sZ%s%s",
+			 strcmp(json_string_value(json_object_get(d, "result")), "passed") == 0 ? "passed" : "FAILED",
+			 t, json_is_integer(rto) ? ", RTO " : "",
+			 json_is_integer(rto) ? pv_format_duration_ms((uint64_t) json_integer_value(rto), r, sizeof(r)) : "");
+	return buf;
+}
+
 static void
 print_backups(json_t *j)
 {
@@ -282,24 +323,29 @@ print_backups(json_t *j)
 	printf("\nbackups     %zu\n", json_array_size(b));
 	if (json_array_size(b) > 0)
 		printf("  %-16s  %-20s  %-20s  %-12s  %-3s  %10s  %10s  %s\n", "ID", "START", "STOP", "STOP LSN", "TLI",
-			   "SIZE", "NEW", "DEDUP");
+			   "SIZE", "NEW", "DEDUP      LAST DRILL");
 	json_array_foreach(b, i, e)
 	{
 		char		size[32];
 		char		newb[32];
 		char		dedup[32] = "all reused";
+		char		drill[96];
 		double		ratio = json_real_value(json_object_get(e, "dedup_ratio"));
 
 		if (ratio > 0)
 			snprintf(dedup, sizeof(dedup), "%.1fx", ratio);
 		pv_format_size((uint64_t) json_integer_value(json_object_get(e, "size_bytes")), size, sizeof(size));
 		pv_format_size((uint64_t) json_integer_value(json_object_get(e, "new_bytes")), newb, sizeof(newb));
-		printf("  %-16s  %-20s  %-20s  %-12s  %-3d  %10s  %10s  %s\n",
+		printf("  %-16s  %-20s  %-20s  %-12s  %-3d  %10s  %10s  %-10s %s\n",
 			   json_string_value(json_object_get(e, "id")),
 			   json_string_value(json_object_get(e, "start_time")),
 			   json_string_value(json_object_get(e, "stop_time")),
 			   json_string_value(json_object_get(e, "stop_lsn")),
-			   (int) json_integer_value(json_object_get(e, "timeline")), size, newb, dedup);
+			   (int) json_integer_value(json_object_get(e, "timeline")), size, newb, dedup,
+			   drill_text(json_object_get(e, "last_drill"), drill, sizeof(drill)));
+		if (json_object_get(json_object_get(e, "last_drill"), "reason"))
+			printf("    last drill failed: %s\n",
+				   json_string_value(json_object_get(json_object_get(e, "last_drill"), "reason")));
 	}
 	printf("WAL        ");
 	if (json_array_size(w) == 0)

@@ -431,11 +431,11 @@ print_plan(const restore_args *a, const pv_restore_plan *p, const pv_err *target
 			printf("  WAL present:   NO - %s is missing\n", p->wal_missing);
 		else
 			printf("  WAL present:   yes, every file\n");
-		printf("  estimate:      %" PRIu64 "s to write the files (assuming %s/s from a %s repository), then\n"
+		printf("  estimate:      %" PRIu64 "s to write the files (assuming %s/s from %s repository), then\n"
 			   "                 about %" PRIu64 "s of WAL replay (assuming %s/s); replay time depends on the\n"
 			   "                 server and the kind of WAL\n",
 			   p->est_seconds, fmt_size(p->assumed_rate, b1),
-			   p->assumed_rate == PV_RESTORE_ASSUMED_RATE_S3 ? "S3" : "local", p->est_wal_seconds,
+			   p->assumed_rate == PV_RESTORE_ASSUMED_RATE_S3 ? "an S3" : "a local", p->est_wal_seconds,
 			   fmt_size(PV_RESTORE_ASSUMED_WAL_RATE, b2));
 	}
 	printf("  target dir:    %s", a->o.target_dir);
@@ -552,8 +552,8 @@ print_next_steps(const restore_args *a, const pv_restore_plan *p, const pv_resto
 
 	printf("\nNext steps\n");
 	printf("  1. Start the server%s%s%s:\n", user ? " (as " : "", user ? user : "", user ? ")" : "");
-	printf("       %s%s/usr/lib/postgresql/%d/bin/pg_ctl -D %s -l %s/recovery.log start\n",
-		   user ? "sudo -u " : "", user ? user : "", major, dir, dir);
+	printf("       %s%s%s/usr/lib/postgresql/%d/bin/pg_ctl -D %s -l %s/recovery.log start\n",
+		   user ? "sudo -u " : "", user ? user : "", user ? " " : "", major, dir, dir);
 	if (user)
 		printf("     (the \"sudo -u %s\" is needed: PostgreSQL refuses to run as root)\n", user);
 	printf("     If the original server runs on this host, give this one another port:\n"
@@ -644,6 +644,13 @@ run(pv_cmd_ctx *ctx, restore_args *a)
 	{
 		pv_err_prefix(&plan->problem, "cannot restore to the target; nothing was written");
 		rc = pv_cmd_fail(&plan->problem);
+		goto out;
+	}
+	for (size_t i = 0; i < plan->nnotes; i++)
+		pv_log_warning("%s", plan->notes[i]);
+	if (pv_restore_check_target(&a->o, plan, &err) != 0)
+	{
+		rc = pv_cmd_fail(&err);
 		goto out;
 	}
 	pv_log_notice("restoring backup %s into %s (%s)", plan->m->id, a->o.target_dir, plan->why);

@@ -128,6 +128,7 @@ static const key_def keys[] = {
 	{"notify", "webhook_on_success", T_BOOL, OFF(notify_webhook_on_success), "off", 0, 0, NULL},
 	{"notify", "webhook_timeout", T_DURATION, OFF(notify_webhook_timeout_ms), "10s", 100, INT64_C(600000), NULL},
 	{"notify", "command", T_STRING, OFF(notify_command), NULL, 0, 0, NULL},
+	{"notify", "command_on_success", T_BOOL, OFF(notify_command_on_success), "off", 0, 0, NULL},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

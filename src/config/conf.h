@@ -116,6 +116,7 @@ typedef struct pv_config
 	bool		notify_webhook_on_success;
 	uint64_t	notify_webhook_timeout_ms;
 	char	   *notify_command;
+	bool		notify_command_on_success;
 } pv_config;
 
 /* Fill *cfg with every default. */

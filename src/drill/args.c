@@ -102,11 +102,12 @@ pv_drill_restore_argv(const pv_drill_restore_args *r, pv_argv *out)
 	{
 		pv_argv_add(out, "--to-time");
 		pv_argv_add(out, r->to_time);
+		pv_argv_add(out, "--target-action");
+		pv_argv_add(out, "promote");
 	}
 	else
-		pv_argv_add(out, "--latest");
-	pv_argv_add(out, "--target-action");
-	pv_argv_add(out, "promote");
+		pv_argv_add(out, "--latest");	/* recovery ends (and promotes) at the end of the WAL */
+	pv_argv_add(out, "--no-archive");
 	for (size_t i = 0; i < r->nts; i++)
 	{
 		pv_argv_add(out, "--tablespace-map");
@@ -193,6 +194,7 @@ pv_drill_server_argv(const pv_drill_server_args *s, pv_argv *out)
 	setting(out, "restore_command", s->restore_command);
 	setting(out, "recovery_target_action", "promote");
 	setting(out, "hot_standby", "off");
+	setting(out, "recovery_min_apply_delay", "0");	/* a delayed standby's configuration */
 	/* small */
 	setting(out, "shared_buffers", "32MB");
 	setting(out, "max_connections", "20");

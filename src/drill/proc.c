@@ -499,3 +499,26 @@ pv_drill_log_error_line(const char *path)
 	free(buf);
 	return found;
 }
+
+char *
+pv_drill_log_find_line(const char *path, const char *needle)
+{
+	char	   *buf = read_tail(path, 256 * 1024);
+	char	   *found = NULL;
+	char	   *save = NULL;
+
+	if (buf == NULL)
+		return NULL;
+	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+	{
+		char	   *p = strstr(line, needle);
+
+		if (p != NULL)
+		{
+			free(found);
+			found = pv_strdup(p);
+		}
+	}
+	free(buf);
+	return found;
+}

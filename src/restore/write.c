@@ -310,15 +310,18 @@ pid_running(const char *pidfile)
 	char	   *end;
 
 	pv_buf_init(&b);
-	if (pv_read_file(pidfile, 4096, &b, &err) != 0)
+	if (pv_read_file(pidfile, 4096, &b, &err) != 0 || b.len == 0)
 	{
 		pv_buf_free(&b);
 		return false;
 	}
 	pid = strtol((const char *) b.data, &end, 10);
-	pv_buf_free(&b);
-	if (pid <= 0 || end == NULL || (*end != '\n' && *end != '\0'))
+	if (pid <= 0 || pid > INT32_MAX || (*end != '\n' && *end != '\0'))
+	{
+		pv_buf_free(&b);
 		return false;
+	}
+	pv_buf_free(&b);
 	return kill((pid_t) pid, 0) == 0 || errno == EPERM;
 }
 
@@ -835,8 +838,14 @@ prune(wctx *c, int dirfd, uint32_t ts, const char *rel, pv_pathmap *pm, pv_err *
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		/* a mount point's lost+found; other PostgreSQL versions in a tablespace */
-		if (rel[0] == '\0' && ((ts == 0 && strcmp(de->d_name, "lost+found") == 0) ||
+		/*
+		 * A mount point's lost+found; the files write_recovery() replaces
+		 * anyway; other PostgreSQL versions' directories in a tablespace.
+		 */
+		if (rel[0] == '\0' && ((ts == 0 && (strcmp(de->d_name, "lost+found") == 0 ||
+											 strcmp(de->d_name, "backup_manifest") == 0 ||
+											 strcmp(de->d_name, "recovery.signal") == 0 ||
+											 strcmp(de->d_name, "standby.signal") == 0)) ||
 							   (ts != 0 && pv_pathmap_get(pm, ts, de->d_name) == 0)))
 			continue;
 		child = rel[0] ? pv_asprintf("%s/%s", rel, de->d_name) : pv_strdup(de->d_name);

@@ -451,16 +451,35 @@ static int
 store_builder(expire_state *st, pv_pack_builder *b, pv_err *err)
 {
 	change_point(st);
-	if (pv_pack_builder_store(b, st->repo, err) != 0)
+	if (pv_pack_builder_store(b, err) != 0)
 		return -1;
 	st->res->packs_written++;
-	st->res->packs_written_bytes += b->data.len;
+	st->res->packs_written_bytes += b->size;
 	for (size_t k = 0; k < b->count; k++)
 		pv_index_update(st->canon, b->entries[k].id, &b->entries[k].loc);
 	return 0;
 }
 
-/* Copy the live records of one pack into the builder (authenticated first). */
+/* Copy one authenticated record into the current new pack (*b, made on demand). */
+static int
+copy_record(expire_state *st, const pv_index_entry *e, const uint8_t *rec, pv_pack_builder **b, pv_err *err)
+{
+	if (*b == NULL && (*b = pv_pack_builder_new(st->repo, err)) == NULL)
+		return -1;
+	if (pv_pack_builder_add(*b, e->id, rec, e->loc.length, e->loc.plain_len, NULL, err) != 0)
+		return -1;
+	if ((*b)->size >= st->cfg->pack_size)
+	{
+		int			rc = store_builder(st, *b, err);
+
+		pv_pack_builder_free(*b);
+		*b = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+/* Copy the live records of one pack into new packs (authenticated first). */
 static int
 copy_live(expire_state *st, pack_info *p, pv_pack_builder **b, pv_err *err)
 {
@@ -481,17 +500,9 @@ copy_live(expire_state *st, pack_info *p, pv_pack_builder **b, pv_err *err)
 		pv_buf_reset(&plain);
 		if (pv_chunk_open(st->repo->keys, e->id, data.data + e->loc.offset, e->loc.length,
 						  e->loc.plain_len, &plain, err) != 0)
-		{
 			rc = pv_err_prefix(err, "pack \"%s\" offset %llu", p->obj->key, (unsigned long long) e->loc.offset);
-			break;
-		}
-		pv_pack_builder_add(*b, e->id, data.data + e->loc.offset, e->loc.length, e->loc.plain_len, NULL);
-		if ((*b)->data.len >= st->cfg->pack_size)
-		{
-			rc = store_builder(st, *b, err);
-			pv_pack_builder_free(*b);
-			*b = pv_pack_builder_new();
-		}
+		else
+			rc = copy_record(st, e, data.data + e->loc.offset, b, err);
 	}
 	pv_buf_free(&plain);
 	pv_buf_free(&data);
@@ -501,13 +512,13 @@ copy_live(expire_state *st, pack_info *p, pv_pack_builder **b, pv_err *err)
 static int
 repack(expire_state *st, pv_err *err)
 {
-	pv_pack_builder *b = pv_pack_builder_new();
+	pv_pack_builder *b = NULL;
 	int			rc = 0;
 
 	for (size_t i = 0; i < st->packs.count && rc == 0; i++)
 		if (st->pi[i].action == PACK_REPACK)
 			rc = copy_live(st, &st->pi[i], &b, err);
-	if (rc == 0 && b->count > 0)
+	if (rc == 0 && b != NULL && b->count > 0)
 		rc = store_builder(st, b, err);
 	pv_pack_builder_free(b);
 	return rc;

@@ -27,21 +27,43 @@ pv_retention_policy_empty(const pv_retention_policy *p)
 		p->monthly == 0 && p->yearly == 0;
 }
 
-/* The calendar bucket of t: "2026-03-29", "2026-W13", "2026-03", "2026". */
+typedef enum bucket
+{
+	B_DAY,
+	B_WEEK,
+	B_MONTH,
+	B_YEAR
+} bucket;
+
+/* The calendar bucket of t: "2026-03-29", "2026-W13" (ISO week), "2026-03", "2026". */
 static void
-bucket_of(int64_t t, const char *fmt, char *buf, size_t len)
+bucket_of(int64_t t, bucket kind, char *buf, size_t len)
 {
 	time_t		tt = (time_t) t;
 	struct tm	tm;
 
 	memset(&tm, 0, sizeof(tm));
 	localtime_r(&tt, &tm);
-	strftime(buf, len, fmt, &tm);
+	switch (kind)
+	{
+		case B_DAY:
+			strftime(buf, len, "%Y-%m-%d", &tm);
+			break;
+		case B_WEEK:
+			strftime(buf, len, "%G-W%V", &tm);
+			break;
+		case B_MONTH:
+			strftime(buf, len, "%Y-%m", &tm);
+			break;
+		case B_YEAR:
+			strftime(buf, len, "%Y", &tm);
+			break;
+	}
 }
 
 /* Newest backup of each of the newest 'count' buckets that hold a backup. */
 static void
-keep_buckets(pv_retention_item *items, size_t n, int64_t count, const char *fmt, unsigned reason)
+keep_buckets(pv_retention_item *items, size_t n, int64_t count, bucket kind, unsigned reason)
 {
 	char		last[32] = "";
 	int64_t		kept = 0;
@@ -50,7 +72,7 @@ keep_buckets(pv_retention_item *items, size_t n, int64_t count, const char *fmt,
 	{
 		char		b[32];
 
-		bucket_of(items[i].time, fmt, b, sizeof(b));
+		bucket_of(items[i].time, kind, b, sizeof(b));
 		if (strcmp(b, last) == 0)
 			continue;			/* an older backup of a bucket already seen */
 		snprintf(last, sizeof(last), "%s", b);
@@ -91,10 +113,10 @@ pv_retention_select(const pv_retention_policy *p, int64_t now, pv_retention_item
 			}
 		}
 	}
-	keep_buckets(items, n, p->daily, "%Y-%m-%d", PV_KEEP_DAILY);
-	keep_buckets(items, n, p->weekly, "%G-W%V", PV_KEEP_WEEKLY);
-	keep_buckets(items, n, p->monthly, "%Y-%m", PV_KEEP_MONTHLY);
-	keep_buckets(items, n, p->yearly, "%Y", PV_KEEP_YEARLY);
+	keep_buckets(items, n, p->daily, B_DAY, PV_KEEP_DAILY);
+	keep_buckets(items, n, p->weekly, B_WEEK, PV_KEEP_WEEKLY);
+	keep_buckets(items, n, p->monthly, B_MONTH, PV_KEEP_MONTHLY);
+	keep_buckets(items, n, p->yearly, B_YEAR, PV_KEEP_YEARLY);
 }
 
 const char *

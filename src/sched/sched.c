@@ -213,16 +213,17 @@ pv_sched_due(const pv_cron *c, const pv_job_state *js, int64_t now, int64_t catc
 		*due = now - latest <= tol ? PV_DUE_RUN : PV_DUE_MISSED;
 		return 0;
 	}
-	/* slots before the window were all missed: remember the window's edge */
-	if (from < lo)
+	/* slots before the window were all missed: the newest of them (or the window's edge) */
+	for (int64_t t = from, i = 0; t < lo; t = next, i++)
 	{
-		if (pv_cron_next(c, from, &next, err) != 0)
+		if (pv_cron_next(c, t, &next, err) != 0)
 			return -1;
-		if (next <= lo)
-		{
-			*due = PV_DUE_MISSED;
-			*slot = lo;
-		}
+		if (next > lo)
+			break;
+		*due = PV_DUE_MISSED;
+		*slot = i < 1000 ? next : lo;
+		if (i >= 1000)
+			break;
 	}
 	return 0;
 }
@@ -649,7 +650,7 @@ run_job(runner *r, int j, pv_err *err)
 	if (spawn_job(r, j, &jr, err) != 0)
 	{
 		jr.status = PV_EXIT_ERROR;
-		snprintf(jr.message, sizeof(jr.message), "%s", err->msg);
+		snprintf(jr.message, sizeof(jr.message), "%.500s", err->msg);
 	}
 	r->out->ran++;
 	if (update_state(r, j, mark_ended, &jr, &st, err) != 0)

@@ -21,7 +21,7 @@ TOOL=${PV_STORAGE_TOOL:-$BUILDDIR/tests/tools/pv-storage-tool}
 need_cmd "$TOOL" "pv-storage-tool (build it: make tests/tools/pv-storage-tool)"
 need_cmd jq jq
 
-plan 45
+plan 48
 
 work=$(mktemp_dir) || fail_now "no work dir"
 s3_start

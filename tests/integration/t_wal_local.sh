@@ -53,7 +53,7 @@ ok $? "pgbench -i -s 10"
 as_pg "$PG_BINDIR/pgbench" -c 4 -j 2 -T 15 postgres >"$d/pgbench.out" 2>&1
 ok $? "pgbench -T 15"
 diag "$(grep -E '^tps' "$d/pgbench.out")"
-psql_c "create table filler as select g, repeat(md5(g::text), 8) as t from generate_series(1, 400000) g" >/dev/null
+psql_c "create table filler as select g, repeat(md5(g::text), 8) as t from generate_series(1, 700000) g" >/dev/null
 for i in 1 2 3; do
 	psql_c "insert into filler select g, md5(g::text) from generate_series(1, 1000) g" >/dev/null
 	psql_c "select pg_switch_wal()" >/dev/null

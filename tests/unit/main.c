@@ -37,6 +37,10 @@ main(void)
 	srunner_add_suite(sr, suite_pg());
 	srunner_add_suite(sr, suite_tar());
 	srunner_add_suite(sr, suite_wal());
+	srunner_add_suite(sr, suite_restore());
+	srunner_add_suite(sr, suite_cron());
+	srunner_add_suite(sr, suite_retention());
+	srunner_add_suite(sr, suite_drill());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

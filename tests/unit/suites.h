@@ -17,5 +17,9 @@ extern Suite *suite_s3(void);
 extern Suite *suite_pg(void);
 extern Suite *suite_tar(void);
 extern Suite *suite_wal(void);
+extern Suite *suite_restore(void);
+extern Suite *suite_cron(void);
+extern Suite *suite_retention(void);
+extern Suite *suite_drill(void);
 
 #endif

@@ -1079,6 +1079,38 @@ cfg_set(pv_config *cfg, const char *key, const char *value)
 	ck_assert_msg(pv_config_set(cfg, "repo", key, value, "test", &err) == 0, "%s", err.msg);
 }
 
+/*
+ * Tests that change AWS_* put them back (CK_FORK=no runs every test in one
+ * process, and the live tests need the real credentials).
+ */
+static const char *const aws_vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+static char *aws_saved[3];
+
+static void
+env_save(void)
+{
+	for (int i = 0; i < 3; i++)
+	{
+		const char *v = getenv(aws_vars[i]);
+
+		aws_saved[i] = v ? pv_strdup(v) : NULL;
+	}
+}
+
+static void
+env_restore(void)
+{
+	for (int i = 0; i < 3; i++)
+	{
+		if (aws_saved[i] != NULL)
+			setenv(aws_vars[i], aws_saved[i], 1);
+		else
+			unsetenv(aws_vars[i]);
+		free(aws_saved[i]);
+		aws_saved[i] = NULL;
+	}
+}
+
 static void
 env_creds(void)
 {
@@ -1256,23 +1288,30 @@ live_open(void)
 	return live_open_cfg("3");
 }
 
-/* Remove whatever the test left under its prefix, then free. */
+/* Remove whatever the test left under its prefix (a page at a time), then free. */
 static void
 live_close(pv_storage *st)
 {
-	pv_storage_list_result all = {0};
 	pv_err		err;
 
-	if (pv_storage_list_all(st, "", &all, &err) == 0 && all.count > 0)
+	for (;;)
 	{
-		const char **keys = pv_malloc(all.count * sizeof(char *));
+		pv_storage_page page;
+		const char **keys;
 
-		for (size_t i = 0; i < all.count; i++)
-			keys[i] = all.entries[i].key;
-		ck_assert_msg(pv_storage_remove_many(st, keys, all.count, &err) == 0, "%s", err.msg);
+		ck_assert_msg(pv_storage_list(st, "", NULL, 1000, &page, &err) == 0, "%s", err.msg);
+		if (page.count == 0)
+		{
+			pv_storage_page_free(&page);
+			break;
+		}
+		keys = pv_malloc(page.count * sizeof(char *));
+		for (size_t i = 0; i < page.count; i++)
+			keys[i] = page.entries[i].key;
+		ck_assert_msg(pv_storage_remove_many(st, keys, page.count, &err) == 0, "%s", err.msg);
 		free(keys);
+		pv_storage_page_free(&page);
 	}
-	pv_storage_list_result_free(&all);
 	pv_storage_free(st);
 }
 
@@ -1371,10 +1410,9 @@ START_TEST(test_live_pagination)
 		ck_assert_int_eq(pthread_create(&th[t], NULL, put_range_run, &ranges[t]), 0);
 	}
 	for (int t = 0; t < 8; t++)
-	{
 		pthread_join(th[t], NULL);
+	for (int t = 0; t < 8; t++)
 		ck_assert_msg(!ranges[t].failed, "%s", ranges[t].err.msg);
-	}
 	ck_assert_int_eq(pv_storage_list_all(st, "many/", &all, &err), 0);
 	ck_assert_uint_eq(all.count, n);
 	for (size_t i = 0; i < n; i++)
@@ -1491,6 +1529,7 @@ suite_s3(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("driver");
+	tcase_add_checked_fixture(tc, env_save, env_restore);
 	tcase_add_test(tc, test_s3_new_config);
 	tcase_add_test(tc, test_s3_new_credentials);
 	tcase_add_test(tc, test_s3_unreachable);

@@ -385,6 +385,29 @@ START_TEST(test_hash)
 }
 END_TEST
 
+/* the vectors of docs/format.md §11 */
+START_TEST(test_hash_vectors)
+{
+	uint8_t		h[PV_WAL_HASH_LEN];
+	char		hex[PV_WAL_HASH_HEX];
+	size_t		n = 1048577;
+	uint8_t    *b = pv_malloc(n);
+
+	pv_wal_hash_buffer((const uint8_t *) "", 0, h);
+	pv_wal_hash_hex(h, hex);
+	ck_assert_str_eq(hex, "683f614e6cc53a89aaa427cdd323cec14eadd6a28ba916e1b37818a49026d9d1");
+	pv_wal_hash_buffer((const uint8_t *) "abc", 3, h);
+	pv_wal_hash_hex(h, hex);
+	ck_assert_str_eq(hex, "d419961c7125fb3a577bc1a859011291fa397a46eb309b956418ab9f037c7d00");
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t) (i % 251);
+	pv_wal_hash_buffer(b, n, h);
+	pv_wal_hash_hex(h, hex);
+	ck_assert_str_eq(hex, "3625e4223ee7b130bea24ae35a979e63523693706ce8d9cd43371262537d04d4");
+	free(b);
+}
+END_TEST
+
 /* ---------------------------------------------- object header and decoder */
 
 /* Feed plaintext to a decoder into buf, in chunks of step bytes. */
@@ -936,6 +959,7 @@ suite_wal(void)
 	tcase_add_test(tc, test_segno);
 	tcase_add_test(tc, test_segment_header);
 	tcase_add_test(tc, test_hash);
+	tcase_add_test(tc, test_hash_vectors);
 	tcase_add_test(tc, test_objhdr_decode);
 	tcase_add_test(tc, test_push_fetch);
 	tcase_add_test(tc, test_system_identifier);

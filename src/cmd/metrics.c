@@ -1,0 +1,69 @@
+/*
+ * metrics.c - pgvault metrics: the Prometheus metrics, on stdout or to a file
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "cmd/cmd.h"
+#include "sched/metrics.h"
+
+static const char usage_text[] =
+	"Usage: pgvault metrics [--output FILE]\n\n"
+	"Print the repository's metrics in the Prometheus text format: the newest\n"
+	"backup, WAL archive age, recovery window, the newest drill, and the cron\n"
+	"jobs' results. With --output the file is replaced atomically (for\n"
+	"node_exporter's textfile collector); \"pgvault cron\" does the same with\n"
+	"[notify] metrics_file after every job. The metrics are listed in pgvault(1).\n\n"
+	"Options:\n"
+	"  -o, --output=FILE   write FILE instead of printing\n"
+	"  -h, --help          print this help\n";
+
+int
+cmd_metrics(pv_cmd_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	const char *output = NULL;
+	pv_repo    *repo = NULL;
+	pv_sched_state st;
+	pv_buf		text;
+	pv_err		err;
+	char	   *path;
+	int			c;
+	int			rc;
+
+	while ((c = pv_cmd_getopt("metrics", argc, argv, "o:h", opts)) != -1)
+	{
+		if (c == 'h')
+		{
+			fputs(usage_text, stdout);
+			return PV_EXIT_OK;
+		}
+		if (c != 'o')
+			return PV_EXIT_USAGE;
+		output = optarg;
+	}
+	if (optind < argc)
+		return pv_cmd_usage_error("metrics", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = pv_cmd_open_repo(ctx, true, &repo)) != PV_EXIT_OK)
+		return rc;
+	pv_err_clear(&err);
+	path = pv_sched_state_path(&ctx->cfg, repo->repo_id);
+	pv_buf_init(&text);
+	rc = pv_sched_state_load(path, &st, &err);
+	free(path);
+	if (rc == 0)
+		rc = pv_metrics_render(repo, &st, (int64_t) time(NULL), &text, &err);
+	if (rc == 0 && output != NULL)
+		rc = pv_metrics_write(output, &text, &err);
+	else if (rc == 0)
+		fwrite(text.data, 1, text.len, stdout);
+	pv_buf_free(&text);
+	pv_repo_free(repo);
+	return rc == 0 ? PV_EXIT_OK : pv_cmd_fail(&err);
+}
