@@ -199,7 +199,10 @@ main(int argc, char **argv)
 
 		/* the test clock (common/clock.h) must be valid before anything reads it */
 		if (pv_now_check(&nerr) != 0)
+		{
+			pv_config_free(&ctx.cfg);
 			return pv_cmd_fail(&nerr);
+		}
 	}
 	if (ctx.quiet)
 		pv_log_set_level(PV_LOG_ERROR);

@@ -148,9 +148,11 @@ cmd_cron(pv_cmd_ctx *ctx, int argc, char **argv)
 	if (pv_cron_run(repo, &ctx->cfg, &ro, &out, &quiet, &err) != 0)
 	{
 		pv_repo_free(repo);
+		for (int i = 0; i < out.nlines; i++)
+			pv_log_error("%s", out.lines[i]);
 		if (!quiet)
 			pv_log_error("cron: %s", err.msg);	/* one line: cron mails it */
-		return pv_err_exit_code(&err);
+		return out.exit_code != 0 ? out.exit_code : pv_err_exit_code(&err);
 	}
 	for (int i = 0; i < out.nlines; i++)
 		pv_log_error("%s", out.lines[i]);

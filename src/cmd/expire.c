@@ -61,6 +61,10 @@ print_summary(const pv_expire_result *r, bool dry)
 		   pv_format_size(r->live_bytes_copied, c, sizeof(c)));
 	if (r->packs_young > 0)
 		printf("packs newer than [retention] prune_grace, left alone: %llu\n", (unsigned long long) r->packs_young);
+	if (r->packs_unreadable > 0)
+		pv_log_warning("%llu pack%s could not be read and %s left alone; run \"pgvault verify\"",
+					   (unsigned long long) r->packs_unreadable, r->packs_unreadable == 1 ? "" : "s",
+					   r->packs_unreadable == 1 ? "was" : "were");
 	printf("%s %s\n", dry ? "would free about" : "freed:", pv_format_size(r->bytes_freed, a, sizeof(a)));
 }
 

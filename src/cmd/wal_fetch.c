@@ -88,6 +88,7 @@ prefetcher(pv_cmd_ctx *ctx, const char *spool)
 	pv_wal_prefetch_opts po;
 	pv_repo    *repo;
 	pv_err		err;
+	int			lockfd;
 	int			devnull = open("/dev/null", O_RDWR);
 
 	setsid();
@@ -101,12 +102,20 @@ prefetcher(pv_cmd_ctx *ctx, const char *spool)
 			close(devnull);
 	}
 	pv_err_clear(&err);
+	if (pv_wal_prefetch_lock(spool, &lockfd, &err) != 1)
+	{
+		if (err.kind != PV_E_NONE)
+			pv_log_warning("prefetch: %s", err.msg);	/* reaches [log] file only */
+		_exit(0);
+	}
 	po.count = (int) ctx->cfg.wal_prefetch;
 	po.max_bytes = ctx->cfg.wal_spool_max_bytes;
 	po.jobs = (int) ctx->cfg.wal_async_jobs;
 	/* a fresh repository handle: the parent's connections are the parent's */
-	if (open_repo(ctx, &repo, &err) != 0 || pv_wal_prefetch_run(repo, spool, &po, &err) != 0)
-		pv_log_warning("prefetch: %s", err.msg);	/* reaches [log] file only */
+	if (open_repo(ctx, &repo, &err) != 0)
+		pv_log_warning("prefetch: %s", err.msg);
+	else if (pv_wal_prefetch_run(repo, spool, lockfd, &po, &err) != 0)
+		pv_log_warning("prefetch: %s", err.msg);
 	_exit(0);
 }
 

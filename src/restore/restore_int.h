@@ -4,10 +4,15 @@
 #ifndef PV_RESTORE_RESTORE_INT_H
 #define PV_RESTORE_RESTORE_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
+#include "common/queue.h"
 #include "repo/manifest.h"
+#include "repo/pack.h"
 #include "restore/restore.h"
 
 /*
@@ -53,5 +58,76 @@ extern bool pv_restore_is_ts_link(const pv_manifest *m, const pv_manifest_file *
 
 /* Add a formatted note to the plan. */
 extern void pv_restore_plan_note(pv_restore_plan *plan, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------ the writer */
+
+/* One regular file being written (chunks.c). */
+typedef struct wfile
+{
+	const pv_manifest_file *f;
+	int			fd;				/* -1 once finished */
+	atomic_size_t remaining;	/* chunks not yet done */
+	atomic_bool changed;		/* --delta: a chunk was written */
+	bool		existed;		/* --delta: the file was there */
+} wfile;
+
+/* The state of one pv_restore_execute (write.c, chunks.c). */
+typedef struct wctx
+{
+	pv_repo    *repo;
+	pv_index   *index;
+	const pv_restore_opts *opts;
+	const pv_restore_plan *plan;
+	const pv_manifest *m;
+	uint64_t	chunk_size;
+	uint8_t		zero_id[32];
+	uint8_t    *zeros;
+	int			rootfd;
+	int		   *tsfd;			/* parallel to plan->ts */
+
+	/* the worker pool (chunks.c) */
+	pv_queue	q;
+	pthread_t  *threads;
+	int			nthreads;
+	pthread_mutex_t mu;			/* guards err */
+	atomic_bool failed;
+	pv_err		err;
+
+	atomic_uint_fast64_t bytes_fetched;
+	atomic_uint_fast64_t chunks_fetched;
+	atomic_uint_fast64_t chunks_kept;
+	atomic_uint_fast64_t chunks_zero;
+	atomic_uint_fast64_t files_written;
+	atomic_uint_fast64_t files_kept;
+	atomic_uint_fast64_t files_rewritten;
+	atomic_uint_fast64_t bytes_done;
+	atomic_uint_fast64_t reads;	/* repository reads */
+	uint64_t	files_removed;
+	uint64_t	dirs;
+	uint64_t	links;
+	struct timespec started;
+	struct timespec last_progress;
+} wctx;
+
+/* Create every regular file and write its chunks with the worker pool. */
+extern int	pv_restore_write_files(wctx *c, pv_err *err);
+
+/* Helpers of write.c used by chunks.c. */
+extern double pv_restore_elapsed_s(const struct timespec *since);
+/* The directory a tablespace's entries are relative to: its path (and fd). */
+extern const char *pv_restore_root_dir(wctx *c, uint32_t ts, int *fd);
+/* "<root>/<path>" for messages. */
+extern const char *pv_restore_full_path(wctx *c, uint32_t ts, const char *path, char *buf, size_t len);
+extern int	pv_restore_pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t off, const char *path,
+								  pv_err *err);
+/*
+ * Open the directory holding path (relative to rootfd) without following any
+ * link; *leaf points at the last component of path.
+ */
+extern int	pv_restore_open_parent(int rootfd, const char *path, const char **leaf, int *out,
+								   const char *what, pv_err *err);
+/* Remove whatever is at leaf (a file, a link or a tree; never follows links). */
+extern int	pv_restore_remove_any_at(int dirfd, const char *leaf, uint64_t *count, const char *what,
+									 pv_err *err);
 
 #endif

@@ -4,12 +4,12 @@
  * Every path is resolved one component at a time with openat(O_NOFOLLOW)
  * from a directory fd of the target (or of a tablespace directory): no
  * symbolic link is ever followed below those roots, whatever the target
- * holds or the manifest says. Directories are created first (mkdirat), then
- * links, then the main thread creates each file (O_CREAT|O_EXCL|O_NOFOLLOW)
- * and queues its chunks; worker threads fetch, authenticate and decompress
- * each chunk and pwrite it at its offset. The last worker to finish a file
- * sets its mode, owner and mtime and fsyncs it. Memory: the bounded job
- * queue and one chunk buffer per worker.
+ * holds or the manifest says. The order: refuse (pv_restore_check_target)
+ * before the first write; create the roots; with --delta remove what the
+ * backup does not have; create the directories (mkdirat, shallowest first),
+ * then the links; write the files (chunks.c); write backup_manifest, the
+ * signal file and the recovery settings; last, set the directories' modes
+ * and owners and fsync them, deepest first.
  */
 #include "config.h"
 
@@ -35,61 +35,10 @@
 
 #define OPEN_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
-/* One regular file being written. */
-typedef struct wfile
-{
-	const pv_manifest_file *f;
-	int			fd;				/* -1 once finished */
-	atomic_size_t remaining;	/* chunks not yet done */
-	atomic_bool changed;		/* --delta: a chunk was written */
-	bool		existed;		/* --delta: the file was there */
-} wfile;
-
-typedef struct wjob
-{
-	wfile	   *wf;
-	size_t		chunk;
-} wjob;
-
-typedef struct wctx
-{
-	pv_repo    *repo;
-	pv_index   *index;
-	const pv_restore_opts *opts;
-	const pv_restore_plan *plan;
-	const pv_manifest *m;
-	uint64_t	chunk_size;
-	uint8_t		zero_id[32];
-	uint8_t    *zeros;
-	int			rootfd;
-	int		   *tsfd;			/* parallel to plan->ts */
-
-	pv_queue	q;
-	pthread_t  *threads;
-	int			nthreads;
-	pthread_mutex_t mu;
-	bool		failed;
-	pv_err		err;
-
-	atomic_uint_fast64_t bytes_fetched;
-	atomic_uint_fast64_t chunks_fetched;
-	atomic_uint_fast64_t chunks_kept;
-	atomic_uint_fast64_t chunks_zero;
-	atomic_uint_fast64_t files_written;
-	atomic_uint_fast64_t files_kept;
-	atomic_uint_fast64_t files_rewritten;
-	atomic_uint_fast64_t bytes_done;
-	uint64_t	files_removed;
-	uint64_t	dirs;
-	uint64_t	links;
-	struct timespec started;
-	struct timespec last_progress;
-} wctx;
-
 /* ------------------------------------------------------------ helpers */
 
-static double
-elapsed_s(const struct timespec *since)
+double
+pv_restore_elapsed_s(const struct timespec *since)
 {
 	struct timespec now;
 
@@ -97,33 +46,9 @@ elapsed_s(const struct timespec *since)
 	return (double) (now.tv_sec - since->tv_sec) + (double) (now.tv_nsec - since->tv_nsec) / 1e9;
 }
 
-static void
-set_failed(wctx *c, const pv_err *err)
-{
-	pthread_mutex_lock(&c->mu);
-	if (!c->failed)
-	{
-		c->failed = true;
-		c->err = *err;
-	}
-	pthread_mutex_unlock(&c->mu);
-	pv_queue_close(&c->q);
-}
-
-static bool
-has_failed(wctx *c)
-{
-	bool		f;
-
-	pthread_mutex_lock(&c->mu);
-	f = c->failed;
-	pthread_mutex_unlock(&c->mu);
-	return f;
-}
-
 /* The directory a tablespace's entries are relative to (its path, its fd). */
-static const char *
-root_dir(wctx *c, uint32_t ts, int *fd)
+const char *
+pv_restore_root_dir(wctx *c, uint32_t ts, int *fd)
 {
 	if (ts == 0)
 	{
@@ -141,17 +66,17 @@ root_dir(wctx *c, uint32_t ts, int *fd)
 }
 
 /* "<root>/<path>" for messages (static buffer per thread is not needed: caller's). */
-static const char *
-full_path(wctx *c, uint32_t ts, const char *path, char *buf, size_t len)
+const char *
+pv_restore_full_path(wctx *c, uint32_t ts, const char *path, char *buf, size_t len)
 {
 	int			fd;
 
-	snprintf(buf, len, "%s/%s", root_dir(c, ts, &fd), path);
+	snprintf(buf, len, "%s/%s", pv_restore_root_dir(c, ts, &fd), path);
 	return buf;
 }
 
-static int
-pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t off, const char *path, pv_err *err)
+int
+pv_restore_pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t off, const char *path, pv_err *err)
 {
 	while (len > 0)
 	{
@@ -170,33 +95,13 @@ pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t off, const char *pa
 	return 0;
 }
 
-/* Read up to len bytes at off; *got is how many (less at the end of the file). */
-static int
-pread_all(int fd, uint8_t *buf, size_t len, uint64_t off, size_t *got, const char *path, pv_err *err)
-{
-	*got = 0;
-	while (*got < len)
-	{
-		ssize_t		n = pread(fd, buf + *got, len - *got, (off_t) (off + *got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pv_err_set(err, PV_E_FAIL, errno, "could not read file \"%s\"", path);
-		if (n == 0)
-			break;
-		*got += (size_t) n;
-	}
-	return 0;
-}
-
 /*
  * Open the directory holding path (relative to rootfd) without following
  * any link; *leaf points at the last component of path. Every directory on
  * the way must exist (they are created before any file).
  */
-static int
-open_parent(int rootfd, const char *path, const char **leaf, int *out, const char *what, pv_err *err)
+int
+pv_restore_open_parent(int rootfd, const char *path, const char **leaf, int *out, const char *what, pv_err *err)
 {
 	char		comp[1024];
 	const char *p = path;
@@ -284,8 +189,8 @@ remove_tree_at(int dirfd, const char *name, uint64_t *count, const char *what, p
 }
 
 /* Remove whatever is at leaf (a file, a link or a tree). Missing is fine. */
-static int
-remove_any_at(int dirfd, const char *leaf, uint64_t *count, const char *what, pv_err *err)
+int
+pv_restore_remove_any_at(int dirfd, const char *leaf, uint64_t *count, const char *what, pv_err *err)
 {
 	struct stat st;
 
@@ -447,152 +352,6 @@ pv_restore_check_target(const pv_restore_opts *opts, const pv_restore_plan *plan
 	return 0;
 }
 
-/* ------------------------------------------------------------ workers */
-
-static int
-finish_file(wctx *c, wfile *wf, pv_err *err)
-{
-	const pv_manifest_file *f = wf->f;
-	const pv_restore_opts *o = c->opts;
-	struct timespec ts[2];
-	char		path[2048];
-	int			rc = 0;
-
-	full_path(c, f->tablespace, f->path, path, sizeof(path));
-	ts[0].tv_sec = ts[1].tv_sec = (time_t) f->mtime;
-	ts[0].tv_nsec = ts[1].tv_nsec = 0;
-	if (fchmod(wf->fd, (mode_t) (f->mode & 07777)) != 0)
-		rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the mode of \"%s\"", path);
-	else if (o->set_owner && fchown(wf->fd, o->uid, o->gid) != 0)
-		rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
-	else if (futimens(wf->fd, ts) != 0)
-		rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the time of \"%s\"", path);
-	else if (fsync(wf->fd) != 0)
-		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync file \"%s\"", path);
-	if (close(wf->fd) != 0 && rc == 0)
-		rc = pv_err_set(err, PV_E_FAIL, errno, "could not close file \"%s\"", path);
-	wf->fd = -1;
-	if (rc == 0)
-	{
-		if (!wf->existed)
-			c->files_written++;
-		else if (atomic_load(&wf->changed))
-			c->files_rewritten++;
-		else
-			c->files_kept++;
-	}
-	return rc;
-}
-
-/* Write one chunk of a file (or, with --delta, keep it when it matches). */
-static int
-do_chunk(wctx *c, wjob *job, pv_buf *fetch, uint8_t *buf, pv_err *err)
-{
-	const pv_manifest_file *f = job->wf->f;
-	const uint8_t *id = f->chunks[job->chunk];
-	uint64_t	off = (uint64_t) job->chunk * c->chunk_size;
-	size_t		len = (size_t) (f->size - off < c->chunk_size ? f->size - off : c->chunk_size);
-	bool		zero = len == c->chunk_size && memcmp(id, c->zero_id, 32) == 0;
-	char		path[2048];
-	pv_chunk_loc loc;
-
-	full_path(c, f->tablespace, f->path, path, sizeof(path));
-	if (job->wf->existed)
-	{
-		uint8_t		have[32];
-		size_t		got;
-
-		if (pread_all(job->wf->fd, buf, len, off, &got, path, err) != 0)
-			return -1;
-		if (got == len)
-		{
-			pv_chunk_id(c->repo->keys, buf, len, have);
-			if (memcmp(have, id, 32) == 0)
-			{
-				c->chunks_kept++;
-				c->bytes_done += len;
-				return 0;
-			}
-		}
-		atomic_store(&job->wf->changed, true);
-		if (zero)
-		{
-			c->chunks_zero++;
-			c->bytes_done += len;
-			return pwrite_all(job->wf->fd, c->zeros, len, off, path, err);
-		}
-	}
-	else if (zero)
-	{
-		/* the file was extended with ftruncate: these bytes are zeros already */
-		c->chunks_zero++;
-		c->bytes_done += len;
-		return 0;
-	}
-	if (!pv_index_lookup(c->index, id, &loc))
-		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %zu of \"%s\" is not in the repository's index", job->chunk, f->path);
-	pv_buf_reset(fetch);
-	if (pv_chunk_fetch(c->repo, id, &loc, fetch, err) != 0)
-		return pv_err_prefix(err, "could not fetch chunk %zu of \"%s\"", job->chunk, f->path);
-	if (fetch->len != len)
-		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %zu of \"%s\" has %zu bytes, expected %zu",
-						  job->chunk, f->path, fetch->len, len);
-	c->chunks_fetched++;
-	c->bytes_fetched += len;
-	c->bytes_done += len;
-	return pwrite_all(job->wf->fd, fetch->data, len, off, path, err);
-}
-
-static void *
-worker_main(void *arg)
-{
-	wctx	   *c = arg;
-	uint8_t    *buf = c->opts->delta ? pv_malloc(c->chunk_size) : NULL;
-	pv_buf		fetch;
-	wjob	   *job;
-
-	pv_buf_init(&fetch);
-	while ((job = pv_queue_pop(&c->q)) != NULL)
-	{
-		pv_err		err;
-		wfile	   *wf = job->wf;
-
-		pv_err_clear(&err);
-		if (!has_failed(c) && do_chunk(c, job, &fetch, buf, &err) != 0)
-			set_failed(c, &err);
-		/* the last chunk of a file finishes it */
-		if (atomic_fetch_sub(&wf->remaining, 1) == 1 && !has_failed(c) && finish_file(c, wf, &err) != 0)
-			set_failed(c, &err);
-		free(job);
-	}
-	pv_buf_free(&fetch);
-	free(buf);
-	return NULL;
-}
-
-/* ------------------------------------------------------------ progress */
-
-static void
-progress(wctx *c, bool force)
-{
-	char		done[32];
-	char		total[32];
-	char		rate[32];
-	double		secs;
-	uint64_t	d;
-
-	if (!c->opts->progress || (!force && elapsed_s(&c->last_progress) < 0.25))
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &c->last_progress);
-	secs = elapsed_s(&c->started);
-	d = c->bytes_done;
-	pv_format_size(d, done, sizeof(done));
-	pv_format_size(c->plan->bytes, total, sizeof(total));
-	pv_format_size(secs > 0 ? (uint64_t) ((double) d / secs) : 0, rate, sizeof(rate));
-	pv_progress("restore: %s of %s (%3.0f%%), %s/s", done, total,
-				c->plan->bytes ? 100.0 * (double) d / (double) c->plan->bytes : 100.0, rate);
-}
-
 /* ------------------------------------------------------------ the steps */
 
 /* Create (or, with --delta, check) a directory: the parent exists already. */
@@ -606,9 +365,9 @@ make_dir(wctx *c, const pv_pathdir *d, pv_err *err)
 	struct stat st;
 	int			rc = 0;
 
-	root_dir(c, d->ts, &rootfd);
-	full_path(c, d->ts, d->path, path, sizeof(path));
-	if (open_parent(rootfd, d->path, &leaf, &pfd, path, err) != 0)
+	pv_restore_root_dir(c, d->ts, &rootfd);
+	pv_restore_full_path(c, d->ts, d->path, path, sizeof(path));
+	if (pv_restore_open_parent(rootfd, d->path, &leaf, &pfd, path, err) != 0)
 		return -1;
 	if (mkdirat(pfd, leaf, 0700) == 0)
 		c->dirs++;
@@ -621,7 +380,7 @@ make_dir(wctx *c, const pv_pathdir *d, pv_err *err)
 	else if (!S_ISDIR(st.st_mode))
 	{
 		/* --delta: a file where the backup has a directory */
-		if (remove_any_at(pfd, leaf, &c->files_removed, path, err) != 0)
+		if (pv_restore_remove_any_at(pfd, leaf, &c->files_removed, path, err) != 0)
 			rc = -1;
 		else if (mkdirat(pfd, leaf, 0700) != 0)
 			rc = pv_err_set(err, PV_E_FAIL, errno, "could not create directory \"%s\"", path);
@@ -641,11 +400,11 @@ make_link(wctx *c, uint32_t ts, const char *path, const char *target, pv_err *er
 	char		full[2048];
 	int			rc = 0;
 
-	root_dir(c, ts, &rootfd);
-	full_path(c, ts, path, full, sizeof(full));
-	if (open_parent(rootfd, path, &leaf, &pfd, full, err) != 0)
+	pv_restore_root_dir(c, ts, &rootfd);
+	pv_restore_full_path(c, ts, path, full, sizeof(full));
+	if (pv_restore_open_parent(rootfd, path, &leaf, &pfd, full, err) != 0)
 		return -1;
-	if (c->opts->delta && remove_any_at(pfd, leaf, &c->files_removed, full, err) != 0)
+	if (c->opts->delta && pv_restore_remove_any_at(pfd, leaf, &c->files_removed, full, err) != 0)
 		rc = -1;
 	else if (symlinkat(target, pfd, leaf) != 0)
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not create symbolic link \"%s\"", full);
@@ -687,133 +446,6 @@ make_links(wctx *c, pv_pathmap *pm, pv_err *err)
 	return 0;
 }
 
-/* Create or (--delta) open one regular file, sized; returns its state. */
-static int
-open_file(wctx *c, const pv_manifest_file *f, wfile *wf, pv_err *err)
-{
-	const char *leaf;
-	int			rootfd;
-	int			pfd;
-	char		path[2048];
-	struct stat st;
-	int			rc = 0;
-
-	wf->f = f;
-	wf->fd = -1;
-	root_dir(c, f->tablespace, &rootfd);
-	full_path(c, f->tablespace, f->path, path, sizeof(path));
-	if (open_parent(rootfd, f->path, &leaf, &pfd, path, err) != 0)
-		return -1;
-	if (c->opts->delta && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
-	{
-		if (S_ISREG(st.st_mode))
-		{
-			wf->fd = openat(pfd, leaf, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-			wf->existed = wf->fd >= 0;
-		}
-		else if (remove_any_at(pfd, leaf, &c->files_removed, path, err) != 0)
-			rc = -1;
-	}
-	if (rc == 0 && wf->fd < 0)
-	{
-		wf->fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (wf->fd < 0)
-			rc = pv_err_set(err, PV_E_FAIL, errno, "could not create file \"%s\"", path);
-	}
-	close(pfd);
-	if (rc == 0 && ftruncate(wf->fd, (off_t) f->size) != 0)
-		rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the size of \"%s\"", path);
-	if (rc != 0 && wf->fd >= 0)
-	{
-		close(wf->fd);
-		wf->fd = -1;
-	}
-	atomic_init(&wf->remaining, f->nchunks);
-	atomic_init(&wf->changed, false);
-	return rc;
-}
-
-/* The main thread's loop: create each file and queue its chunks. */
-static int
-produce(wctx *c, wfile *wfiles, pv_err *err)
-{
-	const pv_manifest *m = c->m;
-	size_t		k = 0;
-
-	for (size_t i = 0; i < m->nfiles && !has_failed(c); i++)
-	{
-		const pv_manifest_file *f = &m->files[i];
-		wfile	   *wf;
-
-		if (f->type != PV_FILE_REGULAR)
-			continue;
-		wf = &wfiles[k++];
-		if (open_file(c, f, wf, err) != 0)
-			return -1;
-		if (f->nchunks == 0)
-		{
-			if (finish_file(c, wf, err) != 0)
-				return -1;
-			continue;
-		}
-		for (size_t ch = 0; ch < f->nchunks; ch++)
-		{
-			wjob	   *job = pv_malloc(sizeof(*job));
-
-			job->wf = wf;
-			job->chunk = ch;
-			if (!pv_queue_push(&c->q, job))
-			{
-				free(job);
-				return 0;		/* a worker failed: its error is reported */
-			}
-			progress(c, false);
-		}
-	}
-	return 0;
-}
-
-static int
-write_files(wctx *c, pv_err *err)
-{
-	const pv_manifest *m = c->m;
-	size_t		nreg = 0;
-	wfile	   *wfiles;
-	int			rc;
-
-	for (size_t i = 0; i < m->nfiles; i++)
-		nreg += m->files[i].type == PV_FILE_REGULAR;
-	wfiles = pv_calloc(nreg ? nreg : 1, sizeof(wfile));
-	for (size_t i = 0; i < nreg; i++)
-		wfiles[i].fd = -1;
-	pv_queue_init(&c->q, (size_t) c->nthreads * 4);
-	c->threads = pv_calloc((size_t) c->nthreads, sizeof(pthread_t));
-	for (int i = 0; i < c->nthreads; i++)
-		pthread_create(&c->threads[i], NULL, worker_main, c);
-	rc = produce(c, wfiles, err);
-	if (rc != 0)
-		set_failed(c, err);
-	pv_queue_close(&c->q);
-	for (int i = 0; i < c->nthreads; i++)
-		pthread_join(c->threads[i], NULL);
-	/* files left open by a failure */
-	for (size_t i = 0; i < nreg; i++)
-		if (wfiles[i].fd >= 0)
-			close(wfiles[i].fd);
-	free(wfiles);
-	free(c->threads);
-	pv_queue_destroy(&c->q);
-	progress(c, true);
-	if (c->opts->progress)
-		pv_progress_done();
-	if (c->failed)
-	{
-		*err = c->err;
-		return -1;
-	}
-	return 0;
-}
-
 /* --delta: remove what the backup does not have (never outside the roots). */
 static int
 prune(wctx *c, int dirfd, uint32_t ts, const char *rel, pv_pathmap *pm, pv_err *err)
@@ -850,11 +482,11 @@ prune(wctx *c, int dirfd, uint32_t ts, const char *rel, pv_pathmap *pm, pv_err *
 			continue;
 		child = rel[0] ? pv_asprintf("%s/%s", rel, de->d_name) : pv_strdup(de->d_name);
 		type = pv_pathmap_get(pm, ts, child);
-		full_path(c, ts, child, full, sizeof(full));
+		pv_restore_full_path(c, ts, child, full, sizeof(full));
 		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			rc = pv_err_set(err, PV_E_FAIL, errno, "could not stat \"%s\"", full);
 		else if (type == 0)
-			rc = remove_any_at(fd, de->d_name, &c->files_removed, full, err);
+			rc = pv_restore_remove_any_at(fd, de->d_name, &c->files_removed, full, err);
 		else if ((type == PV_FILE_DIRECTORY || type == 'p') && S_ISDIR(st.st_mode))
 		{
 			int			sub = openat(fd, de->d_name, OPEN_DIR_FLAGS);
@@ -889,7 +521,7 @@ write_root_file(wctx *c, const char *name, const void *data, size_t len, pv_err 
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not create \"%s\"", path);
 	else
 	{
-		if (pwrite_all(fd, data, len, 0, path, err) != 0)
+		if (pv_restore_pwrite_all(fd, data, len, 0, path, err) != 0)
 			rc = -1;
 		else if (c->opts->set_owner && fchown(fd, c->opts->uid, c->opts->gid) != 0)
 			rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
@@ -966,11 +598,11 @@ finish_dirs(wctx *c, pv_pathdir *dirs, size_t n, pv_err *err)
 		char		path[2048];
 		int			rc = 0;
 
-		root_dir(c, dirs[i].ts, &rootfd);
-		full_path(c, dirs[i].ts, dirs[i].path, path, sizeof(path));
+		pv_restore_root_dir(c, dirs[i].ts, &rootfd);
+		pv_restore_full_path(c, dirs[i].ts, dirs[i].path, path, sizeof(path));
 		if (dirs[i].ts == 0 && strcmp(dirs[i].path, "global") == 0 && (dirs[i].mode & 0050) == 0050)
 			root_mode = 0750;	/* the cluster allows group access (initdb -g) */
-		if (open_parent(rootfd, dirs[i].path, &leaf, &pfd, path, err) != 0)
+		if (pv_restore_open_parent(rootfd, dirs[i].path, &leaf, &pfd, path, err) != 0)
 			return -1;
 		fd = openat(pfd, leaf, OPEN_DIR_FLAGS);
 		close(pfd);
@@ -1045,7 +677,7 @@ run_steps(wctx *c, pv_pathmap *pm, pv_err *err)
 	if (rc == 0)
 		rc = make_links(c, pm, err);
 	if (rc == 0)
-		rc = write_files(c, err);
+		rc = pv_restore_write_files(c, err);
 	if (rc == 0)
 		rc = write_recovery(c, err);
 	if (rc == 0)
@@ -1085,7 +717,6 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 	c.nthreads = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
 	c.zeros = pv_calloc(1, c.chunk_size);
 	pv_chunk_id(repo->keys, c.zeros, c.chunk_size, c.zero_id);
-	pthread_mutex_init(&c.mu, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &c.started);
 	c.last_progress = c.started;
 	c.index = plan->index;
@@ -1102,7 +733,7 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 	res->chunks_fetched = c.chunks_fetched;
 	res->chunks_kept = c.chunks_kept;
 	res->chunks_zero = c.chunks_zero;
-	res->duration_ms = (uint64_t) (elapsed_s(&c.started) * 1000);
+	res->duration_ms = (uint64_t) (pv_restore_elapsed_s(&c.started) * 1000);
 	res->jobs = c.nthreads;
 	res->chowned = opts->set_owner;
 	res->uid = opts->uid;
@@ -1116,7 +747,6 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 			close(c.tsfd[i]);
 	free(c.tsfd);
 	free(c.zeros);
-	pthread_mutex_destroy(&c.mu);
 	pv_pathmap_free(pm);
 	return rc;
 }

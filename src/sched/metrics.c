@@ -103,7 +103,11 @@ backup_metrics(exposition *x, pv_repo *repo, int64_t wal_newest, pv_err *err)
 	pv_manifest_list_free(ids, n);
 }
 
-/* The newest drill report (docs/drill-json.md): "ok" or "result", "rto_seconds". */
+/*
+ * The newest drill report (src/drill/report.c, docs/drill-json.md when it
+ * exists): "ok" (boolean) or "result" ("passed"/"failed"), and "rto_ms" or
+ * "rto_seconds". Anything unreadable gives no drill metrics.
+ */
 static void
 drill_metrics(exposition *x, pv_repo *repo)
 {
@@ -114,6 +118,7 @@ drill_metrics(exposition *x, pv_repo *repo)
 	json_t	   *j;
 	json_t	   *ok;
 	json_t	   *rto;
+	json_t	   *rto_ms;
 
 	if (repo->keys == NULL || pv_storage_list_all(repo->storage, "drills/", &d, &err) != 0)
 		return;
@@ -129,6 +134,7 @@ drill_metrics(exposition *x, pv_repo *repo)
 
 		ok = json_object_get(j, "ok");
 		rto = json_object_get(j, "rto_seconds");
+		rto_ms = json_object_get(j, "rto_ms");
 		if (json_is_boolean(ok) || result != NULL)
 			gauge(x, "pgvault_last_drill_success", "1 if the newest restore drill passed, else 0.",
 				  json_is_boolean(ok) ? (json_is_true(ok) ? 1 : 0) :
@@ -137,6 +143,9 @@ drill_metrics(exposition *x, pv_repo *repo)
 		if (json_is_number(rto))
 			gauge(x, "pgvault_last_drill_rto_seconds", "Recovery time the newest drill measured.",
 				  json_number_value(rto));
+		else if (json_is_integer(rto_ms))
+			gauge(x, "pgvault_last_drill_rto_seconds", "Recovery time the newest drill measured.",
+				  (double) json_integer_value(rto_ms) / 1000.0);
 		gauge(x, "pgvault_last_drill_timestamp_seconds", "When the newest drill report was stored.",
 			  (double) newest->mtime);
 		json_decref(j);

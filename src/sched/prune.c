@@ -16,6 +16,9 @@
 #include "repo/pack.h"
 #include "sched/prune.h"
 
+/* entries per new index object: 64 MiB of plaintext (readers allow 1 GiB) */
+#define INDEX_PART ((size_t) 1 << 20)
+
 typedef enum pack_action
 {
 	PACK_KEEP = 0,
@@ -251,8 +254,9 @@ measure_pack(expire_state *st, pack_info *p)
 
 	if (pv_pack_read_header(st->repo, p->obj->key, &p->entries, &p->n, &size, &err) != 0)
 	{
-		pv_log_warning("pack \"%s\" is left alone: %s", p->obj->key, err.msg);
+		pv_log_info("pack \"%s\" is left alone: %s", p->obj->key, err.msg);
 		p->unreadable = true;
+		st->res->packs_unreadable++;
 		return;
 	}
 	p->live = pv_calloc(p->n + 1, sizeof(bool));
@@ -382,6 +386,15 @@ plan_packs(expire_state *st, pv_err *err)
 		measure_pack(st, p);
 		if (!p->unreadable)
 			decide_pack(st, p);
+		if (p->action != PACK_REPACK)
+		{
+			/* only repacked packs need their header later: keep memory down */
+			free(p->entries);
+			free(p->live);
+			p->entries = NULL;
+			p->live = NULL;
+			p->n = 0;
+		}
 	}
 	return for_each_live(st, check_live, NULL, err);
 }
@@ -560,15 +573,19 @@ rewrite_index(expire_state *st, pv_err *err)
 		free(l.v);
 		return -1;
 	}
-	change_point(st);
-	if (l.n > 0 && pv_index_write(st->repo, l.v, l.n, index_id, err) != 0)
+	/* in parts, each well below what an index object may hold */
+	for (size_t off = 0; off < l.n; off += INDEX_PART)
 	{
-		free(l.v);
-		return pv_err_prefix(err, "could not write the new index");
+		change_point(st);
+		if (pv_index_write(st->repo, l.v + off, l.n - off < INDEX_PART ? l.n - off : INDEX_PART,
+						   index_id, err) != 0)
+		{
+			free(l.v);
+			return pv_err_prefix(err, "could not write the new index");
+		}
+		st->res->index_written++;
 	}
 	free(l.v);
-	if (l.n > 0)
-		st->res->index_written++;
 	for (size_t i = 0; i < st->index.count; i++)
 	{
 		if (st->index_young[i])

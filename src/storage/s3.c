@@ -44,6 +44,8 @@
 #define XML_BODY_MAX (32 * 1024 * 1024) /* success documents (lists) */
 #define LIST_MAX_KEYS 1000
 #define DELETE_BATCH 1000
+#define MAX_PARTS 10000			/* S3's limit per multipart upload */
+#define MAX_PART_SIZE (UINT64_C(5) << 30)
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 20000
 
@@ -463,19 +465,26 @@ write_cb(char *buf, size_t size, size_t nitems, void *p)
 /* ------------------------------------------------------------ one attempt */
 
 static void
-add_header(struct curl_slist **l, const char *name, const char *value)
+add_raw_header(struct curl_slist **l, const char *line)
 {
-	char	   *h = pv_asprintf("%s: %s", name, value);
-	struct curl_slist *n = curl_slist_append(*l, h);
+	struct curl_slist *n = curl_slist_append(*l, line);
 
-	sodium_memzero(h, strlen(h));
-	free(h);
 	if (n == NULL)
 	{
 		fprintf(stderr, "pgvault: error: out of memory\n");
 		exit(1);
 	}
 	*l = n;
+}
+
+static void
+add_header(struct curl_slist **l, const char *name, const char *value)
+{
+	char	   *h = pv_asprintf("%s: %s", name, value);
+
+	add_raw_header(l, h);
+	sodium_memzero(h, strlen(h));
+	free(h);
 }
 
 /*
@@ -531,8 +540,8 @@ build_request(s3_storage *s3, s3_req *r, const char *range, const char *if_match
 	for (size_t i = 0; i < nh; i++)
 		add_header(&l, hdrs[i].name, hdrs[i].value);
 	add_header(&l, "authorization", auth);
-	l = curl_slist_append(l, "Expect:");
-	l = curl_slist_append(l, "Accept:");
+	add_raw_header(&l, "Expect:");	/* no 100-continue round trip */
+	add_raw_header(&l, "Accept:");
 	free(auth);
 	free(path);
 	return l;
@@ -610,6 +619,45 @@ retryable_code(const char *code)
 	return false;
 }
 
+/* Reason phrase for an error without an error document (HEAD, proxies). */
+static const char *
+status_text(long status)
+{
+	switch (status)
+	{
+		case 400:
+			return "Bad Request";
+		case 401:
+			return "Unauthorized";
+		case 403:
+			return "Forbidden";
+		case 404:
+			return "Not Found";
+		case 405:
+			return "Method Not Allowed";
+		case 409:
+			return "Conflict";
+		case 412:
+			return "Precondition Failed";
+		case 416:
+			return "Range Not Satisfiable";
+		case 429:
+			return "Too Many Requests";
+		case 500:
+			return "Internal Server Error";
+		case 501:
+			return "Not Implemented";
+		case 502:
+			return "Bad Gateway";
+		case 503:
+			return "Service Unavailable";
+		case 504:
+			return "Gateway Timeout";
+		default:
+			return "error";
+	}
+}
+
 /* Describe an HTTP error response into f. */
 static void
 http_failure(s3_xfer *x, s3_failure *f)
@@ -627,7 +675,7 @@ http_failure(s3_xfer *x, s3_failure *f)
 	else if (doc.code[0])
 		snprintf(f->what, sizeof(f->what), "HTTP %ld %s%s", x->status, doc.code, rid_part);
 	else
-		snprintf(f->what, sizeof(f->what), "HTTP %ld%s", x->status, rid_part);
+		snprintf(f->what, sizeof(f->what), "HTTP %ld %s%s", x->status, status_text(x->status), rid_part);
 	f->retryable = x->status == 500 || x->status == 502 || x->status == 503 ||
 		x->status == 504 || x->status == 429 || retryable_code(doc.code);
 	if (x->status == 404)
@@ -688,6 +736,52 @@ curl_failure(s3_storage *s3, s3_xfer *x, CURLcode rc, s3_failure *f)
 }
 
 /*
+ * How an attempt ended: 0 for success, -1 with *f saying why not (for a
+ * sink error: *err set and f->kind PV_E_NONE).
+ */
+static int
+attempt_outcome(s3_storage *s3, s3_req *r, s3_xfer *x, CURLcode rc, s3_failure *f, pv_err *err)
+{
+	if (x->sink_failed)
+	{
+		*err = x->sink_err;
+		f->kind = PV_E_NONE;
+	}
+	else if (x->cancelled)
+	{
+		f->kind = PV_E_FAIL;
+		snprintf(f->what, sizeof(f->what), "cancelled");
+	}
+	else if (x->range_error)
+	{
+		f->kind = PV_E_FAIL;
+		snprintf(f->what, sizeof(f->what), "range %llu+%llu is past the end of the object (%llu bytes)",
+				 (unsigned long long) r->offset, (unsigned long long) r->length,
+				 (unsigned long long) r->total);
+	}
+	else if (x->body_too_large)
+	{
+		f->kind = PV_E_FAIL;
+		snprintf(f->what, sizeof(f->what), "response larger than %zu bytes", r->resp_max);
+	}
+	else if (rc != CURLE_OK)
+		curl_failure(s3, x, rc, f);
+	else if (x->status < 200 || x->status >= 300)
+		http_failure(x, f);
+	else if (r->sink != NULL && x->want_end != UINT64_MAX && x->want_start < x->want_end)
+	{
+		/* the connection ended cleanly but the body is short */
+		f->kind = PV_E_FAIL;
+		f->retryable = true;
+		snprintf(f->what, sizeof(f->what), "short body: got %llu of %llu bytes",
+				 (unsigned long long) r->done, (unsigned long long) (x->want_end - r->offset));
+	}
+	else
+		return 0;
+	return -1;
+}
+
+/*
  * One attempt of r. 0 on success, -1 with *f describing the failure (or,
  * for a sink error, *err set and f->kind PV_E_NONE).
  */
@@ -703,7 +797,7 @@ attempt(s3_storage *s3, s3_req *r, s3_failure *f, pv_err *err)
 	const char *if_match = NULL;
 	CURLcode	rc;
 	int64_t		t0 = now_ms();
-	int			result = -1;
+	int			result;
 
 	memset(&x, 0, sizeof(x));
 	memset(f, 0, sizeof(*f));
@@ -752,54 +846,9 @@ attempt(s3_storage *s3, s3_req *r, s3_failure *f, pv_err *err)
 	conn_put(s3, conn);
 	free(url);
 
-	if (x.sink_failed)
-	{
-		*err = x.sink_err;
-		f->kind = PV_E_NONE;
-	}
-	else if (x.cancelled)
-	{
-		f->kind = PV_E_FAIL;
-		snprintf(f->what, sizeof(f->what), "cancelled");
-	}
-	else if (x.range_error)
-	{
-		f->kind = PV_E_FAIL;
-		snprintf(f->what, sizeof(f->what), "range %llu+%llu is past the end of the object (%llu bytes)",
-				 (unsigned long long) r->offset, (unsigned long long) r->length,
-				 (unsigned long long) r->total);
-	}
-	else if (x.body_too_large)
-	{
-		f->kind = PV_E_FAIL;
-		snprintf(f->what, sizeof(f->what), "response larger than %zu bytes", r->resp_max);
-	}
-	else if (rc != CURLE_OK)
-		curl_failure(s3, &x, rc, f);
-	else if (x.status < 200 || x.status >= 300)
-		http_failure(&x, f);
-	else if (r->sink != NULL && x.want_end != UINT64_MAX && x.want_start < x.want_end)
-	{
-		/* the connection ended cleanly but the body is short */
-		f->kind = PV_E_FAIL;
-		f->retryable = true;
-		snprintf(f->what, sizeof(f->what), "short body: got %llu of %llu bytes",
-				 (unsigned long long) (r->done), (unsigned long long) (x.want_end - r->offset));
-	}
-	else
-	{
-		pv_buf_free(&r->resp);
-		r->resp = x.body;
-		pv_buf_init(&x.body);
-		result = 0;
-	}
-	if (result != 0)
-	{
-		pv_buf_free(&r->resp);
-		r->resp = x.body;
-		pv_buf_init(&x.body);
-	}
-	pv_buf_free(&x.body);
+	result = attempt_outcome(s3, r, &x, rc, f, err);
+	pv_buf_free(&r->resp);
+	r->resp = x.body;			/* the answer, or the error document */
 	return result;
 }
 
@@ -1212,6 +1261,7 @@ typedef struct s3_writer
 	char	   *key;
 	char	   *object;
 	size_t		size_hint;
+	size_t		part_size;		/* s3_part_size, or more for a huge size_hint */
 	s3_part    *cur;			/* being filled */
 	bool		broken;			/* a write or finish failed: only free is left */
 	bool		done;			/* finish succeeded */
@@ -1395,6 +1445,12 @@ submit_part(s3_writer *w, pv_err *err)
 {
 	s3_part    *p = w->cur;
 
+	if (w->nparts >= MAX_PARTS)
+	{
+		pv_err_set(err, PV_E_FAIL, 0, "S3 upload of \"%s\" needs more than %d parts of %zu bytes",
+				   w->key, MAX_PARTS, w->part_size);
+		return pv_err_hint(err, "raise s3_part_size");
+	}
 	if (w->upload_id == NULL && multipart_start(w, err) != 0)
 		return -1;
 	w->cur = NULL;
@@ -1430,10 +1486,10 @@ get_buffer(s3_writer *w, pv_err *err)
 
 	if (w->upload_id == NULL)
 	{
-		size_t		cap = w->size_hint > 0 && w->size_hint < s3->part_size ? w->size_hint : 64 * 1024;
+		size_t		cap = w->size_hint > 0 && w->size_hint < w->part_size ? w->size_hint : 64 * 1024;
 
 		p = pv_calloc(1, sizeof(*p));
-		p->cap = cap < s3->part_size ? cap : s3->part_size;
+		p->cap = cap < w->part_size ? cap : w->part_size;
 		p->data = pv_malloc(p->cap);
 		w->nbufs = 1;
 		w->cur = p;
@@ -1459,13 +1515,13 @@ get_buffer(s3_writer *w, pv_err *err)
 	if (p == NULL)
 	{
 		p = pv_calloc(1, sizeof(*p));
-		p->cap = s3->part_size;
+		p->cap = w->part_size;
 		p->data = pv_malloc(p->cap);
 	}
-	else if (p->cap < s3->part_size)
+	else if (p->cap < w->part_size)
 	{
-		p->data = pv_realloc(p->data, s3->part_size);
-		p->cap = s3->part_size;
+		p->data = pv_realloc(p->data, w->part_size);
+		p->cap = w->part_size;
 	}
 	p->len = 0;
 	p->next = NULL;
@@ -1478,7 +1534,7 @@ sw_write(pv_stream *s, const pv_stream_member *m, const uint8_t *data, size_t le
 		 pv_stream_ctx ctx, pv_err *err)
 {
 	s3_writer  *w = (s3_writer *) s;
-	size_t		part_size = w->s3->part_size;
+	size_t		part_size = w->part_size;
 
 	if (w->broken || w->done)
 		return pv_err_set(err, PV_E_FAIL, 0, "S3 upload of \"%s\" is %s", w->key,
@@ -1719,6 +1775,15 @@ s3_open_write(pv_storage *st, const char *key, uint64_t size_hint, pv_err *err)
 	w->key = pv_strdup(key);
 	w->object = object_name(s3, key);
 	w->size_hint = size_hint > SIZE_MAX ? SIZE_MAX : (size_t) size_hint;
+	w->part_size = s3->part_size;
+	if (size_hint / MAX_PARTS >= w->part_size)
+	{
+		/* a known huge object: parts big enough to stay within S3's part count */
+		uint64_t	need = (size_hint + MAX_PARTS - 1) / MAX_PARTS;
+
+		need = (need + (1 << 20) - 1) & ~(uint64_t) ((1 << 20) - 1);
+		w->part_size = (size_t) (need < MAX_PART_SIZE ? need : MAX_PART_SIZE);
+	}
 	atomic_init(&w->cancel, 0);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);

@@ -8,8 +8,9 @@
  * Writers buffer up to s3_part_size: an object that fits is sent with one
  * PutObject, a larger one with a multipart upload whose parts (each with
  * Content-MD5) go up concurrently, at most s3_upload_concurrency at a time;
- * at most s3_upload_concurrency + 1 parts are held in memory. Freeing a
- * writer without a successful finish aborts its multipart upload.
+ * at most s3_upload_concurrency + 1 parts are held in memory. A size_hint
+ * beyond 10,000 parts raises that writer's part size (S3's part limit).
+ * Freeing a writer without a successful finish aborts its multipart upload.
  *
  * Transient failures (HTTP 500/502/503/504, SlowDown, RequestTimeout,
  * connection resets, timeouts, short bodies) are retried with exponential

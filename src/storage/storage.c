@@ -163,7 +163,8 @@ pv_storage_list_all(pv_storage *st, const char *prefix, pv_storage_list_result *
 			out->cap = (out->count + page.count) * 2 + 16;
 			out->entries = pv_realloc(out->entries, out->cap * sizeof(pv_storage_entry));
 		}
-		memcpy(out->entries + out->count, page.entries, page.count * sizeof(pv_storage_entry));
+		if (page.count > 0)		/* an empty page may have no array */
+			memcpy(out->entries + out->count, page.entries, page.count * sizeof(pv_storage_entry));
 		out->count += page.count;
 		free(after);
 		after = page.count > 0 ? pv_strdup(page.entries[page.count - 1].key) : NULL;

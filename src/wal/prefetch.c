@@ -343,44 +343,58 @@ prefetch_pass(pv_repo *repo, const char *dir, const pv_wal_name *want, uint32_t 
 }
 
 int
-pv_wal_prefetch_run(pv_repo *repo, const char *spool, const pv_wal_prefetch_opts *o, pv_err *err)
+pv_wal_prefetch_lock(const char *spool, int *lockfd, pv_err *err)
 {
 	char	   *dir = pv_wal_spool_subdir(spool, "prefetch", err);
 	char	   *lockpath;
-	char		last[PV_WAL_NAME_MAX] = "";
-	pv_wal_name want;
-	uint32_t	seg_size;
 	int			fd;
-	int			rc = 0;
+	int			rc = 1;
 
+	*lockfd = -1;
 	if (dir == NULL)
 		return -1;
 	lockpath = pv_asprintf("%s/lock", dir);
 	fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not open lock file \"%s\"", lockpath);
-	else if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+	else if (flock(fd, LOCK_EX | LOCK_NB) != 0)
 	{
-		for (;;)
-		{
-			bool		have = read_want(dir, &want, &seg_size);
-
-			if (!have || strcmp(want.name, last) == 0)
-			{
-				/* done; look once more after unlocking so no request is lost */
-				flock(fd, LOCK_UN);
-				if (!read_want(dir, &want, &seg_size) || strcmp(want.name, last) == 0 ||
-					flock(fd, LOCK_EX | LOCK_NB) != 0)
-					break;
-			}
-			snprintf(last, sizeof(last), "%s", want.name);
-			if (prefetch_pass(repo, dir, &want, seg_size, o, err) != 0)
-				rc = -1;
-		}
-	}
-	if (fd >= 0)
 		close(fd);
+		rc = 0;					/* another prefetcher runs: it will see our request */
+	}
+	else
+		*lockfd = fd;
 	free(lockpath);
+	free(dir);
+	return rc;
+}
+
+int
+pv_wal_prefetch_run(pv_repo *repo, const char *spool, int lockfd, const pv_wal_prefetch_opts *o, pv_err *err)
+{
+	char	   *dir = pv_asprintf("%s/prefetch", spool);
+	char		last[PV_WAL_NAME_MAX] = "";
+	pv_wal_name want;
+	uint32_t	seg_size;
+	int			rc = 0;
+
+	for (;;)
+	{
+		bool		have = read_want(dir, &want, &seg_size);
+
+		if (!have || strcmp(want.name, last) == 0)
+		{
+			/* done; look once more after unlocking so that no request is lost */
+			flock(lockfd, LOCK_UN);
+			if (!read_want(dir, &want, &seg_size) || strcmp(want.name, last) == 0 ||
+				flock(lockfd, LOCK_EX | LOCK_NB) != 0)
+				break;
+		}
+		snprintf(last, sizeof(last), "%s", want.name);
+		if (prefetch_pass(repo, dir, &want, seg_size, o, err) != 0)
+			rc = -1;
+	}
+	close(lockfd);
 	free(dir);
 	return rc;
 }

@@ -345,14 +345,21 @@ typedef struct pv_wal_prefetch_opts
 } pv_wal_prefetch_opts;
 
 /*
- * The prefetcher: takes spool/prefetch/lock (returns 0 at once when another
- * prefetcher holds it), then keeps the segments following "want" in the
- * spool, downloading missing ones in parallel, removing ones outside the
- * window, until want stops moving. Missing segments are not retried within
- * a pass.
+ * Take spool/prefetch/lock: 1 when taken (*lockfd is then the locked file),
+ * 0 when another prefetcher holds it (it will see the latest request), -1
+ * on an error.
  */
-extern int	pv_wal_prefetch_run(pv_repo *repo, const char *spool, const pv_wal_prefetch_opts *o,
-								pv_err *err);
+extern int	pv_wal_prefetch_lock(const char *spool, int *lockfd, pv_err *err);
+
+/*
+ * The prefetcher, holding the lock (lockfd is closed on return): keeps the
+ * segments following "want" in the spool, downloading missing ones in
+ * parallel and removing ones outside the window, until want stops moving.
+ * Missing segments are not retried within a pass. Returns -1 with the first
+ * download error (other than "not in the archive") after finishing.
+ */
+extern int	pv_wal_prefetch_run(pv_repo *repo, const char *spool, int lockfd,
+								const pv_wal_prefetch_opts *o, pv_err *err);
 
 /* ---------------------------------------------------------- check (check.c) */
 

@@ -26,9 +26,11 @@ rl_setup() {
 	chown postgres "$RL_DIR/key" 2>/dev/null
 	RL_CONF=$RL_DIR/pgvault.conf
 	export PG_ARCHIVE_COMMAND="$PGVAULT -c $RL_CONF wal-push %p"
+	# S3 first: cleanup runs in reverse, so the server (whose archiver
+	# talks to S3) is stopped before S3 is
+	[ "$kind" = s3 ] && s3_start
 	pg_start
 	if [ "$kind" = s3 ]; then
-		s3_start
 		s3_mb pvrestore || fail_now "cannot create the bucket"
 		cat >"$RL_CONF" <<CONF
 [postgres]

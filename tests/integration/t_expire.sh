@@ -210,18 +210,19 @@ ok $((after <= live + nlive * 64 + npacks * 256 ? 0 : 1)) "stored bytes ($after)
 run_ok "verify after repacking everything" pv verify
 
 # ---- expire while a backup runs on this host: the repo lock keeps them apart
-# (new data, so that the backup uploads packs before it waits for its WAL)
-psql_c "create table u1 as select g, md5(random()::text) || md5(random()::text) as v from generate_series(1, 80000) g" >/dev/null
+# (new data, so that the backup commits packs before it waits for its WAL;
+# files named .* are the storage driver's temp files of packs being written)
+psql_c "create table u1 as select g, md5(random()::text) || md5(random()::text) as v from generate_series(1, 150000) g" >/dev/null
 touch "$d/hold"
 : >"$d/marker"
 pv_at 2026-01-31T13:00:00Z backup >"$d/b13.out" 2>&1 &
 bpid=$!
 track_pid $bpid "backup 13"
 for ((i = 0; i < 100; i++)); do
-	[ -n "$(find "$d/repo/packs" -type f -newer "$d/marker" | head -n 1)" ] && break
+	[ -n "$(find "$d/repo/packs" -type f ! -name ".*" -newer "$d/marker" | head -n 1)" ] && break
 	sleep 0.2
 done
-ok $([ -n "$(find "$d/repo/packs" -type f -newer "$d/marker")" ] && echo 0 || echo 1) "the running backup has written packs"
+ok $([ -n "$(find "$d/repo/packs" -type f ! -name ".*" -newer "$d/marker")" ] && echo 0 || echo 1) "the running backup has written packs"
 out=$(pv_at "$NOW" expire 2>&1)
 is "$?" 5 "expire while a backup runs: exit 5"
 like "$out" 'holds the repo lock' "it names the lock"
@@ -233,17 +234,17 @@ run_ok "verify: the new backup and the rest" pv verify
 # ---- expire from "another host" (its own lock_dir) while a backup runs: the
 # ---- grace period protects the running backup's packs; older ones are pruned
 sleep 16
-psql_c "create table u2 as select g, md5(random()::text) || md5(random()::text) as v from generate_series(1, 80000) g" >/dev/null
+psql_c "create table u2 as select g, md5(random()::text) || md5(random()::text) as v from generate_series(1, 150000) g" >/dev/null
 touch "$d/hold"
 : >"$d/marker"
 pv_at 2026-02-01T02:00:00Z backup >"$d/b14.out" 2>&1 &
 bpid=$!
 track_pid $bpid "backup 14"
 for ((i = 0; i < 100; i++)); do
-	[ -n "$(find "$d/repo/packs" -type f -newer "$d/marker" | head -n 1)" ] && break
+	[ -n "$(find "$d/repo/packs" -type f ! -name ".*" -newer "$d/marker" | head -n 1)" ] && break
 	sleep 0.2
 done
-find "$d/repo/packs" -type f -newer "$d/marker" | sort >"$d/inflight"
+find "$d/repo/packs" -type f ! -name ".*" -newer "$d/marker" | sort >"$d/inflight"
 ok $([ -s "$d/inflight" ] && echo 0 || echo 1) "the running backup has written packs ($(wc -l <"$d/inflight"))"
 mkdir -p "$d/otherhost" && chown postgres "$d/otherhost"
 run_ok "expire from another host" as_pg env PGVAULT_NOW=2026-02-01T02:00:00Z PGVAULT_REPO_LOCK_DIR="$d/otherhost" \

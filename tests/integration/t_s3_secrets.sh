@@ -101,7 +101,7 @@ for ((i = 0; i < 50; i++)); do
 	[ -n "$cmdline" ] && break
 	sleep 0.05
 done
-like "$cmdline" 'pv-storage-tool -c .*pgvault.conf put argv' "read the running process's arguments"
+like "$cmdline" 'pv-storage-tool[^ ]* -c [^ ]*pgvault.conf put argv' "read the running process's arguments"
 [[ $cmdline != *"$secret"* && $cmdline != *"$token"* ]]
 ok $? "no secret key and no session token in /proc/PID/cmdline"
 wait "$pid"

@@ -170,6 +170,58 @@ parse_u64_arg(const char *opt, const char *s, uint64_t *out)
 	return 0;
 }
 
+/* Run cmd with its arguments; the exit status. */
+static int
+run(const char *cmd, char **argv, int argc, const char *conf, bool verbose,
+	uint64_t offset, uint64_t length)
+{
+	pv_config	cfg;
+	pv_storage *st;
+	pv_err		err;
+	int			rc;
+
+	if (!((strcmp(cmd, "put") == 0 && argc == 2) || (strcmp(cmd, "get") == 0 && argc == 2) ||
+		  (strcmp(cmd, "head") == 0 && argc == 1) || (strcmp(cmd, "ls") == 0 && argc <= 1) ||
+		  (strcmp(cmd, "rm") == 0 && argc >= 1)))
+	{
+		usage(stderr);
+		return 2;
+	}
+	if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	{
+		fprintf(stderr, PROGNAME ": error: could not initialize libsodium or libcurl\n");
+		return 1;
+	}
+	pv_config_init(&cfg);
+	if (pv_config_load(&cfg, conf, &err) != 0)
+	{
+		pv_report_error(&err);
+		pv_config_free(&cfg);
+		return err.kind == PV_E_USAGE ? 2 : 1;
+	}
+	pv_log_set_level(verbose ? PV_LOG_DEBUG : (pv_log_level) cfg.log_level);
+	st = pv_repo_storage_open(&cfg, &err);
+	pv_config_free(&cfg);
+	if (st == NULL)
+		return fail(&err);
+
+	if (strcmp(cmd, "put") == 0)
+		rc = cmd_put(st, argv[0], argv[1], &err);
+	else if (strcmp(cmd, "get") == 0)
+		rc = cmd_get(st, argv[0], argv[1], offset, length, &err);
+	else if (strcmp(cmd, "head") == 0)
+		rc = cmd_head(st, argv[0], &err);
+	else if (strcmp(cmd, "ls") == 0)
+		rc = cmd_ls(st, argc ? argv[0] : "", &err);
+	else
+		rc = cmd_rm(st, argv, argc, &err);
+	pv_storage_free(st);
+	curl_global_cleanup();
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = pv_err_set(&err, PV_E_FAIL, errno, "could not write to standard output");
+	return rc == 0 ? 0 : fail(&err);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -185,14 +237,11 @@ main(int argc, char **argv)
 	bool		verbose = false;
 	uint64_t	offset = 0;
 	uint64_t	length = PV_STORAGE_TO_END;
-	pv_config	cfg;
-	pv_storage *st;
-	pv_err		err;
 	const char *cmd;
 	char	  **args;
 	int			nargs;
 	int			c;
-	int			rc;
+	int			status;
 
 	pv_log_set_progname(PROGNAME);
 	while ((c = getopt_long(argc, argv, "+c:vh", opts, NULL)) != -1)
@@ -237,7 +286,10 @@ main(int argc, char **argv)
 		if ((strcmp(a, "--offset") == 0 || strcmp(a, "--length") == 0) && i + 1 < argc)
 		{
 			if (parse_u64_arg(a, argv[i + 1], a[2] == 'o' ? &offset : &length) != 0)
+			{
+				free(args);
 				return 2;
+			}
 			i++;
 		}
 		else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)
@@ -246,53 +298,13 @@ main(int argc, char **argv)
 		{
 			fprintf(stderr, PROGNAME ": error: unknown option \"%s\"\n", a);
 			usage(stderr);
+			free(args);
 			return 2;
 		}
 		else
 			args[nargs++] = argv[i];
 	}
-	argv = args;
-	argc = nargs;
-	if (!((strcmp(cmd, "put") == 0 && argc == 2) || (strcmp(cmd, "get") == 0 && argc == 2) ||
-		  (strcmp(cmd, "head") == 0 && argc == 1) || (strcmp(cmd, "ls") == 0 && argc <= 1) ||
-		  (strcmp(cmd, "rm") == 0 && argc >= 1)))
-	{
-		usage(stderr);
-		return 2;
-	}
-
-	if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-	{
-		fprintf(stderr, PROGNAME ": error: could not initialize libsodium or libcurl\n");
-		return 1;
-	}
-	pv_config_init(&cfg);
-	if (pv_config_load(&cfg, conf, &err) != 0)
-	{
-		pv_report_error(&err);
-		pv_config_free(&cfg);
-		return err.kind == PV_E_USAGE ? 2 : 1;
-	}
-	pv_log_set_level(verbose ? PV_LOG_DEBUG : (pv_log_level) cfg.log_level);
-	st = pv_repo_storage_open(&cfg, &err);
-	pv_config_free(&cfg);
-	if (st == NULL)
-		return fail(&err);
-
-	if (strcmp(cmd, "put") == 0)
-		rc = cmd_put(st, argv[0], argv[1], &err);
-	else if (strcmp(cmd, "get") == 0)
-		rc = cmd_get(st, argv[0], argv[1], offset, length, &err);
-	else if (strcmp(cmd, "head") == 0)
-		rc = cmd_head(st, argv[0], &err);
-	else if (strcmp(cmd, "ls") == 0)
-		rc = cmd_ls(st, argc ? argv[0] : "", &err);
-	else
-		rc = cmd_rm(st, argv, argc, &err);
-	pv_storage_free(st);
+	status = run(cmd, args, nargs, conf, verbose, offset, length);
 	free(args);
-	curl_global_cleanup();
-	if (fflush(stdout) != 0 && rc == 0)
-		rc = pv_err_set(&err, PV_E_FAIL, errno, "could not write to standard output");
-	return rc == 0 ? 0 : fail(&err);
+	return status;
 }

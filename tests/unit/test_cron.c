@@ -9,10 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "common/clock.h"
+#include "common/fsutil.h"
 #include "sched/cron.h"
+#include "sched/metrics.h"
 #include "sched/sched.h"
 #include "suites.h"
+#include "testutil.h"
 
 static int64_t
 T(const char *iso)
@@ -322,6 +327,145 @@ START_TEST(test_cron_due)
 }
 END_TEST
 
+
+START_TEST(test_cron_state_file)
+{
+	char	   *dir = tu_tempdir();
+	char	   *path = pv_asprintf("%s/state.json", dir);
+	pv_sched_state st;
+	pv_sched_state back;
+	pv_err		err;
+	pv_buf		out;
+	char		line[256];
+
+	/* missing: empty state */
+	ck_assert_int_eq(pv_sched_state_load(path, &st, &err), 0);
+	ck_assert_int_eq(st.jobs[PV_JOB_BACKUP].last_exit, -1);
+	st.jobs[PV_JOB_BACKUP].since = 100;
+	st.jobs[PV_JOB_BACKUP].last_scheduled = 7200;
+	st.jobs[PV_JOB_BACKUP].last_exit = 3;
+	st.jobs[PV_JOB_BACKUP].failures_total = 2;
+	st.jobs[PV_JOB_BACKUP].runs_total = 5;
+	snprintf(st.jobs[PV_JOB_BACKUP].result, sizeof(st.jobs[0].result), "failed");
+	snprintf(st.jobs[PV_JOB_BACKUP].message, sizeof(st.jobs[0].message), "a \"quoted\" message");
+	st.jobs[PV_JOB_DRILL].since = 42;
+	ck_assert_int_eq(pv_sched_state_store(path, &st, &err), 0);
+	ck_assert_int_eq(pv_sched_state_load(path, &back, &err), 0);
+	ck_assert_int_eq(back.jobs[PV_JOB_BACKUP].last_scheduled, 7200);
+	ck_assert_int_eq(back.jobs[PV_JOB_BACKUP].last_exit, 3);
+	ck_assert_int_eq(back.jobs[PV_JOB_BACKUP].failures_total, 2);
+	ck_assert_str_eq(back.jobs[PV_JOB_BACKUP].message, "a \"quoted\" message");
+	ck_assert_int_eq(back.jobs[PV_JOB_DRILL].since, 42);
+	ck_assert_int_eq(back.jobs[PV_JOB_VERIFY].since, 0);
+	/* malformed: an error naming the file */
+	tu_write_file(path, "{\"format\": 2}", 13, 0600);
+	ck_assert_int_eq(pv_sched_state_load(path, &back, &err), -1);
+	ck_assert_int_eq(err.kind, PV_E_CORRUPT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "state.json"));
+
+	/* the line a failed job is reported with */
+	pv_buf_init(&out);
+	pv_buf_append_str(&out, "backup 1: started\npgvault: error: backup failed: no route\npgvault: hint: check it\n");
+	pv_sched_last_error(&out, line, sizeof(line));
+	ck_assert_str_eq(line, "backup failed: no route");
+	pv_buf_reset(&out);
+	pv_buf_append_str(&out, "Segmentation fault\n\n");
+	pv_sched_last_error(&out, line, sizeof(line));
+	ck_assert_str_eq(line, "Segmentation fault");
+	pv_buf_free(&out);
+
+	free(path);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_cron_spawn)
+{
+	char	   *argv[] = {(char *) "/bin/sh", (char *) "-c", (char *) "echo out; echo \"err $X\" >&2; exit 7", NULL};
+	char	   *env[] = {(char *) "X=from-env", NULL};
+	pv_buf		out;
+	int			status;
+	pv_err		err;
+
+	pv_buf_init(&out);
+	ck_assert_int_eq(pv_sched_spawn(argv, env, &out, &status, &err), 0);
+	ck_assert_int_eq(status, 7);
+	ck_assert_str_eq((const char *) out.data, "out\nerr from-env\n");
+	pv_buf_free(&out);
+}
+END_TEST
+
+/* Metrics from a repository with a drill report and a cron state. */
+START_TEST(test_cron_metrics)
+{
+	char	   *dir = tu_tempdir();
+	pv_config	cfg;
+	pv_repo    *repo;
+	pv_secret	sec;
+	pv_err		err;
+	pv_sched_state st;
+	pv_buf		text;
+	char	   *t;
+	char		want[256];
+	const char *report = "{\"drill_id\": \"d1\", \"result\": \"passed\", \"rto_ms\": 12500}";
+
+	pv_config_init(&cfg);
+	cfg.repo_path = pv_asprintf("%s/repo", dir);
+	sec.kind = PV_SECRET_KEYFILE;
+	sec.data = sodium_malloc(33);
+	tu_fill(sec.data, 32, 9);
+	sec.len = 32;
+	snprintf(sec.source, sizeof(sec.source), "test keyfile");
+	ck_assert_msg(pv_repo_init(&cfg, &sec, &repo, NULL, &err) == 0, "%s", err.msg);
+	pv_secret_free(&sec);
+	ck_assert(pv_repo_put_sealed(repo, "drills/d1.json", PV_OBJ_DRILL, report, strlen(report), &err) == 0);
+
+	memset(&st, 0, sizeof(st));
+	st.jobs[PV_JOB_BACKUP].runs_total = 3;
+	st.jobs[PV_JOB_BACKUP].failures_total = 1;
+	st.jobs[PV_JOB_BACKUP].last_end = 1767232810;
+	st.jobs[PV_JOB_BACKUP].last_duration_ms = 1500;
+	snprintf(st.jobs[PV_JOB_BACKUP].result, sizeof(st.jobs[0].result), "ok");
+	pv_buf_init(&text);
+	ck_assert_msg(pv_metrics_render(repo, &st, 1767300000, &text, &err) == 0, "%s", err.msg);
+	t = (char *) text.data;
+#define HAS(...) do { snprintf(want, sizeof(want), __VA_ARGS__); \
+		ck_assert_msg(strstr(t, want) != NULL, "missing \"%s\" in:\n%s", want, t); } while (0)
+	HAS("# TYPE pgvault_backups gauge\npgvault_backups{repository=\"%s\"} 0\n", repo->repo_id);
+	HAS("pgvault_last_drill_success{repository=\"%s\"} 1\n", repo->repo_id);
+	HAS("pgvault_last_drill_rto_seconds{repository=\"%s\"} 12.500000\n", repo->repo_id);
+	HAS("# TYPE pgvault_job_failures_total counter\n"
+		"pgvault_job_failures_total{repository=\"%s\",job=\"backup\"} 1\n", repo->repo_id);
+	HAS("pgvault_last_job_success{repository=\"%s\",job=\"backup\"} 1\n", repo->repo_id);
+	HAS("pgvault_last_job_duration_seconds{repository=\"%s\",job=\"backup\"} 1.500000\n", repo->repo_id);
+	ck_assert_ptr_null(strstr(t, "job=\"verify\""));	/* never ran: no series */
+	ck_assert_ptr_null(strstr(t, "pgvault_wal_archive_age_seconds{"));	/* no WAL yet */
+#undef HAS
+	ck_assert(text.data[text.len - 1] == '\n');
+	pv_buf_free(&text);
+	pv_repo_free(repo);
+	pv_config_free(&cfg);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_cron_notify_json)
+{
+	pv_notify_event ev = {"job_failed", "backup", "failed", "could not \"connect\"", "abc", 1767232810};
+	char	   *j = pv_notify_json(&ev);
+
+	ck_assert_ptr_nonnull(strstr(j, "\"event\":\"job_failed\""));
+	ck_assert_ptr_nonnull(strstr(j, "\"job\":\"backup\""));
+	ck_assert_ptr_nonnull(strstr(j, "\"message\":\"could not \\\"connect\\\"\""));
+	ck_assert_ptr_nonnull(strstr(j, "\"repository\":\"abc\""));
+	ck_assert_ptr_nonnull(strstr(j, "\"time\":\"2026-01-01T02:00:10Z\""));
+	ck_assert_ptr_nonnull(strstr(j, "\"host\":"));
+	free(j);
+}
+END_TEST
+
 Suite *
 suite_cron(void)
 {
@@ -337,6 +481,10 @@ suite_cron(void)
 	tcase_add_test(tc, test_cron_timezone);
 	tcase_add_test(tc, test_clock);
 	tcase_add_test(tc, test_cron_due);
+	tcase_add_test(tc, test_cron_state_file);
+	tcase_add_test(tc, test_cron_spawn);
+	tcase_add_test(tc, test_cron_metrics);
+	tcase_add_test(tc, test_cron_notify_json);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -777,6 +777,18 @@ END_TEST
 
 /* ------------------------------------------------------------ prefetch */
 
+static int
+run_prefetch(env *e, const pv_wal_prefetch_opts *po, pv_err *err)
+{
+	int			fd;
+	int			busy_fd;
+
+	ck_assert_int_eq(pv_wal_prefetch_lock(e->spool, &fd, err), 1);
+	/* a second prefetcher finds the lock taken */
+	ck_assert_int_eq(pv_wal_prefetch_lock(e->spool, &busy_fd, err), 0);
+	return pv_wal_prefetch_run(e->repo, e->spool, fd, po, err);
+}
+
 static char *
 spooled_file(const char *spool, const char *name)
 {
@@ -816,7 +828,7 @@ START_TEST(test_prefetch)
 	}
 	dest = pv_asprintf("%s/RECOVERYXLOG", e.dir);
 	ck_assert_int_eq(pv_wal_prefetch_want(e.spool, "000000010000000000000020", MIB, &err), 0);
-	ck_assert_msg(pv_wal_prefetch_run(e.repo, e.spool, &po, &err) == 0, "%s", err.msg);
+	ck_assert_msg(run_prefetch(&e, &po, &err) == 0, "%s", err.msg);
 	/* ...21..23 are spooled; ...24 is not in the archive */
 	sp = spooled_file(e.spool, "000000010000000000000024");
 	ck_assert_ptr_null(sp);
@@ -843,7 +855,7 @@ START_TEST(test_prefetch)
 	free(sp);
 	/* a new want moves the window and removes what fell out of it */
 	ck_assert_int_eq(pv_wal_prefetch_want(e.spool, "000000010000000000000022", MIB, &err), 0);
-	ck_assert_msg(pv_wal_prefetch_run(e.repo, e.spool, &po, &err) == 0, "%s", err.msg);
+	ck_assert_msg(run_prefetch(&e, &po, &err) == 0, "%s", err.msg);
 	sp = spooled_file(e.spool, "000000010000000000000022");
 	ck_assert_ptr_null(sp);
 	sp = spooled_file(e.spool, "000000010000000000000023");
@@ -852,7 +864,7 @@ START_TEST(test_prefetch)
 	/* the spool bound caps the window */
 	po.max_bytes = 0;
 	ck_assert_int_eq(pv_wal_prefetch_want(e.spool, "000000010000000000000021", MIB, &err), 0);
-	ck_assert_int_eq(pv_wal_prefetch_run(e.repo, e.spool, &po, &err), 0);
+	ck_assert_int_eq(run_prefetch(&e, &po, &err), 0);
 	sp = spooled_file(e.spool, "000000010000000000000023");
 	ck_assert_ptr_null(sp);
 	for (int i = 0; i < 5; i++)

@@ -1,0 +1,566 @@
+/*
+ * chunks.c - the parallel chunk writer of a restore
+ *
+ * The main thread creates each regular file (O_CREAT|O_EXCL|O_NOFOLLOW,
+ * relative to a directory fd, never through a link), sizes it with
+ * ftruncate, and queues its chunks as runs: consecutive chunks of the file
+ * whose records lie close together in one pack, at most RUN_MAX_SPAN bytes
+ * of pack. A worker reads a run's pack range with one storage read (one
+ * request on S3), authenticates and decompresses each record (pv_chunk_open
+ * checks the plaintext against its id) and pwrites it at chunk * chunk
+ * size, then asks the kernel to start writing it back. The worker that
+ * finishes a file's last run sets its mode, owner and time and fsyncs it.
+ *
+ * All-zero chunks are not fetched: ftruncate made them already. With
+ * --delta an existing file is compared chunk by chunk (pv_chunk_id over
+ * what is on disk) and only differing chunks are fetched and written.
+ *
+ * Memory: the queue holds at most 2 runs per worker; a worker holds one
+ * pack range and one chunk.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/parse.h"
+#include "restore/restore_int.h"
+
+#define RUN_MAX_CHUNKS 64
+#define RUN_MAX_SPAN (4u << 20)
+
+typedef struct run_item
+{
+	size_t		chunk;			/* index in the file */
+	bool		zero;			/* --delta only: an all-zero chunk, not fetched */
+	pv_chunk_loc loc;
+} run_item;
+
+typedef struct wjob
+{
+	wfile	   *wf;
+	uint64_t	span_off;		/* the pack range holding every record */
+	uint64_t	span_end;
+	size_t		n;
+	run_item	items[RUN_MAX_CHUNKS];
+} wjob;
+
+/* ------------------------------------------------------------ failure */
+
+static void
+set_failed(wctx *c, const pv_err *err)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!atomic_load(&c->failed))
+	{
+		c->err = *err;
+		atomic_store(&c->failed, true);
+	}
+	pthread_mutex_unlock(&c->mu);
+	pv_queue_close(&c->q);
+}
+
+static bool
+has_failed(wctx *c)
+{
+	return atomic_load(&c->failed);
+}
+
+/* ------------------------------------------------------------ small helpers */
+
+/*
+ * Start writing a range back to disk now, without waiting (PostgreSQL's
+ * *_flush_after does the same): otherwise the kernel lets gigabytes of
+ * dirty pages pile up while the disk idles, and the fsync at the end of each
+ * file then waits for all of it.
+ */
+static void
+start_writeback(int fd, uint64_t off, size_t len)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+	(void) sync_file_range(fd, (off64_t) off, (off64_t) len, SYNC_FILE_RANGE_WRITE);
+#else
+	(void) fd;
+	(void) off;
+	(void) len;
+#endif
+}
+
+/* Read up to len bytes at off; *got is how many (less at the end of the file). */
+static int
+pread_all(int fd, uint8_t *buf, size_t len, uint64_t off, size_t *got, const char *path, pv_err *err)
+{
+	*got = 0;
+	while (*got < len)
+	{
+		ssize_t		n = pread(fd, buf + *got, len - *got, (off_t) (off + *got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not read file \"%s\"", path);
+		if (n == 0)
+			break;
+		*got += (size_t) n;
+	}
+	return 0;
+}
+
+static size_t
+chunk_len(const wctx *c, const pv_manifest_file *f, size_t chunk)
+{
+	uint64_t	off = (uint64_t) chunk * c->chunk_size;
+
+	return (size_t) (f->size - off < c->chunk_size ? f->size - off : c->chunk_size);
+}
+
+static bool
+is_zero_chunk(const wctx *c, const pv_manifest_file *f, size_t chunk)
+{
+	return chunk_len(c, f, chunk) == c->chunk_size && memcmp(f->chunks[chunk], c->zero_id, 32) == 0;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static int
+finish_file(wctx *c, wfile *wf, pv_err *err)
+{
+	const pv_manifest_file *f = wf->f;
+	const pv_restore_opts *o = c->opts;
+	struct timespec ts[2];
+	char		path[2048];
+	int			rc = 0;
+
+	pv_restore_full_path(c, f->tablespace, f->path, path, sizeof(path));
+	ts[0].tv_sec = ts[1].tv_sec = (time_t) f->mtime;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	if (fchmod(wf->fd, (mode_t) (f->mode & 07777)) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the mode of \"%s\"", path);
+	else if (o->set_owner && fchown(wf->fd, o->uid, o->gid) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
+	else if (futimens(wf->fd, ts) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the time of \"%s\"", path);
+	else if (fsync(wf->fd) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync file \"%s\"", path);
+	if (close(wf->fd) != 0 && rc == 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not close file \"%s\"", path);
+	wf->fd = -1;
+	if (rc == 0)
+	{
+		if (!wf->existed)
+			c->files_written++;
+		else if (atomic_load(&wf->changed))
+			c->files_rewritten++;
+		else
+			c->files_kept++;
+	}
+	return rc;
+}
+
+/* Write one plaintext chunk at its place. */
+static int
+put_chunk(wctx *c, wfile *wf, size_t chunk, const uint8_t *data, size_t len, const char *path, pv_err *err)
+{
+	uint64_t	off = (uint64_t) chunk * c->chunk_size;
+
+	if (pv_restore_pwrite_all(wf->fd, data, len, off, path, err) != 0)
+		return -1;
+	start_writeback(wf->fd, off, len);
+	c->bytes_done += len;
+	return 0;
+}
+
+/* A run of a new file: one read of the pack range, then every record. */
+static int
+do_run(wctx *c, wjob *job, pv_buf *span, pv_buf *plain, const char *path, pv_err *err)
+{
+	const pv_manifest_file *f = job->wf->f;
+	char		key[64];
+	pv_stream  *sink;
+	int			rc;
+
+	pv_pack_key(job->items[0].loc.pack, key, sizeof(key));
+	pv_buf_reset(span);
+	sink = pv_stream_buffer_new(span);
+	rc = pv_storage_read(c->repo->storage, key, job->span_off, job->span_end - job->span_off, sink, err);
+	pv_stream_free(sink);
+	c->reads++;
+	if (rc != 0)
+		return pv_err_prefix(err, "could not read chunks of \"%s\"", f->path);
+	if (span->len != job->span_end - job->span_off)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\": short read at offset %llu", key,
+						  (unsigned long long) job->span_off);
+	for (size_t i = 0; i < job->n; i++)
+	{
+		const run_item *it = &job->items[i];
+		size_t		len = chunk_len(c, f, it->chunk);
+
+		pv_buf_reset(plain);
+		if (pv_chunk_open(c->repo->keys, f->chunks[it->chunk], span->data + (it->loc.offset - job->span_off),
+						  it->loc.length, len, plain, err) != 0)
+			return pv_err_prefix(err, "chunk %zu of \"%s\" (pack \"%s\" offset %llu)", it->chunk, f->path, key,
+								 (unsigned long long) it->loc.offset);
+		if (plain->len != len)
+			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %zu of \"%s\" has %zu bytes, expected %zu",
+							  it->chunk, f->path, plain->len, len);
+		c->chunks_fetched++;
+		c->bytes_fetched += len;
+		if (put_chunk(c, job->wf, it->chunk, plain->data, len, path, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* --delta: keep each chunk that matches what is on disk, fetch the others. */
+static int
+do_delta(wctx *c, wjob *job, uint8_t *buf, pv_buf *plain, const char *path, pv_err *err)
+{
+	const pv_manifest_file *f = job->wf->f;
+
+	for (size_t i = 0; i < job->n; i++)
+	{
+		const run_item *it = &job->items[i];
+		const uint8_t *id = f->chunks[it->chunk];
+		size_t		len = chunk_len(c, f, it->chunk);
+		uint8_t		have[32];
+		size_t		got;
+
+		if (pread_all(job->wf->fd, buf, len, (uint64_t) it->chunk * c->chunk_size, &got, path, err) != 0)
+			return -1;
+		if (got == len)
+		{
+			pv_chunk_id(c->repo->keys, buf, len, have);
+			if (memcmp(have, id, 32) == 0)
+			{
+				c->chunks_kept++;
+				c->bytes_done += len;
+				continue;
+			}
+		}
+		atomic_store(&job->wf->changed, true);
+		if (it->zero)
+		{
+			c->chunks_zero++;
+			if (put_chunk(c, job->wf, it->chunk, c->zeros, len, path, err) != 0)
+				return -1;
+			continue;
+		}
+		pv_buf_reset(plain);
+		c->reads++;
+		if (pv_chunk_fetch(c->repo, id, &it->loc, plain, err) != 0)
+			return pv_err_prefix(err, "could not fetch chunk %zu of \"%s\"", it->chunk, f->path);
+		if (plain->len != len)
+			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %zu of \"%s\" has %zu bytes, expected %zu",
+							  it->chunk, f->path, plain->len, len);
+		c->chunks_fetched++;
+		c->bytes_fetched += len;
+		if (put_chunk(c, job->wf, it->chunk, plain->data, len, path, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void *
+worker_main(void *arg)
+{
+	wctx	   *c = arg;
+	uint8_t    *buf = c->opts->delta ? pv_malloc(c->chunk_size) : NULL;
+	pv_buf		span;
+	pv_buf		plain;
+	wjob	   *job;
+
+	pv_buf_init(&span);
+	pv_buf_init(&plain);
+	while ((job = pv_queue_pop(&c->q)) != NULL)
+	{
+		pv_err		err;
+		wfile	   *wf = job->wf;
+		char		path[2048];
+
+		pv_err_clear(&err);
+		pv_restore_full_path(c, wf->f->tablespace, wf->f->path, path, sizeof(path));
+		if (!has_failed(c) &&
+			(wf->existed ? do_delta(c, job, buf, &plain, path, &err) : do_run(c, job, &span, &plain, path, &err)) != 0)
+			set_failed(c, &err);
+		/* the last run of a file finishes it */
+		if (atomic_fetch_sub(&wf->remaining, job->n) == job->n && !has_failed(c) && finish_file(c, wf, &err) != 0)
+			set_failed(c, &err);
+		free(job);
+	}
+	pv_buf_free(&span);
+	pv_buf_free(&plain);
+	free(buf);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ progress */
+
+static void
+progress(wctx *c, bool force)
+{
+	char		done[32];
+	char		total[32];
+	char		rate[32];
+	double		secs;
+	uint64_t	d;
+
+	if (!c->opts->progress || (!force && pv_restore_elapsed_s(&c->last_progress) < 0.25))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &c->last_progress);
+	secs = pv_restore_elapsed_s(&c->started);
+	d = c->bytes_done;
+	pv_format_size(d, done, sizeof(done));
+	pv_format_size(c->plan->bytes, total, sizeof(total));
+	pv_format_size(secs > 0 ? (uint64_t) ((double) d / secs) : 0, rate, sizeof(rate));
+	pv_progress("restore: %s of %s (%3.0f%%), %s/s", done, total,
+				c->plan->bytes ? 100.0 * (double) d / (double) c->plan->bytes : 100.0, rate);
+}
+
+/* ------------------------------------------------------------ the producer */
+
+/* The parent directory of the last file opened (files come directory by directory). */
+typedef struct dir_cache
+{
+	uint32_t	ts;
+	char	   *dir;			/* path of the directory, relative to its root */
+	int			fd;
+} dir_cache;
+
+static int
+parent_fd(wctx *c, dir_cache *dc, const pv_manifest_file *f, const char **leaf, const char *path, pv_err *err)
+{
+	const char *slash = strrchr(f->path, '/');
+	size_t		n = slash ? (size_t) (slash - f->path) : 0;
+	int			rootfd;
+
+	if (dc->fd >= 0 && dc->ts == f->tablespace && strlen(dc->dir) == n && strncmp(dc->dir, f->path, n) == 0)
+	{
+		*leaf = slash ? slash + 1 : f->path;
+		return dc->fd;
+	}
+	if (dc->fd >= 0)
+		close(dc->fd);
+	free(dc->dir);
+	dc->dir = NULL;
+	dc->fd = -1;
+	pv_restore_root_dir(c, f->tablespace, &rootfd);
+	if (pv_restore_open_parent(rootfd, f->path, leaf, &dc->fd, path, err) != 0)
+		return -1;
+	dc->ts = f->tablespace;
+	dc->dir = pv_strndup(f->path, n);
+	return dc->fd;
+}
+
+/* Create or (--delta) open one regular file, sized. */
+static int
+open_file(wctx *c, dir_cache *dc, const pv_manifest_file *f, wfile *wf, pv_err *err)
+{
+	const char *leaf;
+	char		path[2048];
+	struct stat st;
+	int			pfd;
+
+	wf->f = f;
+	wf->fd = -1;
+	pv_restore_full_path(c, f->tablespace, f->path, path, sizeof(path));
+	if ((pfd = parent_fd(c, dc, f, &leaf, path, err)) < 0)
+		return -1;
+	if (c->opts->delta && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	{
+		if (S_ISREG(st.st_mode))
+		{
+			wf->fd = openat(pfd, leaf, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+			wf->existed = wf->fd >= 0;
+		}
+		else if (pv_restore_remove_any_at(pfd, leaf, &c->files_removed, path, err) != 0)
+			return -1;
+	}
+	if (wf->fd < 0)
+	{
+		wf->fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (wf->fd < 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not create file \"%s\"", path);
+	}
+	if (ftruncate(wf->fd, (off_t) f->size) != 0)
+	{
+		int			save = errno;
+
+		close(wf->fd);
+		wf->fd = -1;
+		return pv_err_set(err, PV_E_FAIL, save, "could not set the size of \"%s\"", path);
+	}
+	atomic_init(&wf->changed, false);
+	return 0;
+}
+
+/* Can item join the run? (same pack, close by, not too much in between) */
+static bool
+run_fits(const wctx *c, const wjob *job, const pv_chunk_loc *loc)
+{
+	uint64_t	lo;
+	uint64_t	hi;
+	uint64_t	useful = loc->length;
+
+	if (job->n == RUN_MAX_CHUNKS)
+		return false;
+	if (c->opts->delta)
+		return true;			/* fetched one by one */
+	if (memcmp(job->items[0].loc.pack, loc->pack, PV_PACK_ID_LEN) != 0)
+		return false;
+	lo = loc->offset < job->span_off ? loc->offset : job->span_off;
+	hi = loc->offset + loc->length > job->span_end ? loc->offset + loc->length : job->span_end;
+	for (size_t i = 0; i < job->n; i++)
+		useful += job->items[i].loc.length;
+	return hi - lo <= RUN_MAX_SPAN && hi - lo <= 2 * useful + (64u << 10);
+}
+
+static bool
+push_job(wctx *c, wjob *job)
+{
+	if (pv_queue_push(&c->q, job))
+		return true;
+	free(job);
+	return false;
+}
+
+/* Queue the chunks of one file as runs; false once the pool has failed. */
+static bool
+queue_file(wctx *c, wfile *wf, pv_err *err)
+{
+	const pv_manifest_file *f = wf->f;
+	wjob	   *job = NULL;
+
+	for (size_t ch = 0; ch < f->nchunks; ch++)
+	{
+		run_item	it;
+
+		memset(&it, 0, sizeof(it));
+		it.chunk = ch;
+		it.zero = is_zero_chunk(c, f, ch);
+		if (it.zero && !wf->existed)
+			continue;			/* counted by the caller */
+		if (!it.zero && !pv_index_lookup(c->index, f->chunks[ch], &it.loc))
+		{
+			pv_err_set(err, PV_E_CORRUPT, 0, "chunk %zu of \"%s\" is not in the repository's index", ch, f->path);
+			set_failed(c, err);
+			free(job);
+			return false;
+		}
+		if (job != NULL && !run_fits(c, job, &it.loc))
+		{
+			if (!push_job(c, job))
+				return false;
+			job = NULL;
+		}
+		if (job == NULL)
+		{
+			job = pv_calloc(1, sizeof(*job));
+			job->wf = wf;
+			job->span_off = it.loc.offset;
+			job->span_end = it.loc.offset + it.loc.length;
+		}
+		if (it.loc.offset < job->span_off)
+			job->span_off = it.loc.offset;
+		if (it.loc.offset + it.loc.length > job->span_end)
+			job->span_end = it.loc.offset + it.loc.length;
+		job->items[job->n++] = it;
+		progress(c, false);
+	}
+	return job == NULL || push_job(c, job);
+}
+
+/* The main thread's loop: create each file and queue its chunks. */
+static int
+produce(wctx *c, wfile *wfiles, pv_err *err)
+{
+	const pv_manifest *m = c->m;
+	dir_cache	dc = {0, NULL, -1};
+	size_t		k = 0;
+	int			rc = 0;
+
+	for (size_t i = 0; i < m->nfiles && rc == 0 && !has_failed(c); i++)
+	{
+		const pv_manifest_file *f = &m->files[i];
+		wfile	   *wf;
+		size_t		todo = 0;
+
+		if (f->type != PV_FILE_REGULAR)
+			continue;
+		wf = &wfiles[k++];
+		if (open_file(c, &dc, f, wf, err) != 0)
+		{
+			rc = -1;
+			break;
+		}
+		for (size_t ch = 0; ch < f->nchunks; ch++)
+		{
+			if (wf->existed || !is_zero_chunk(c, f, ch))
+				todo++;
+			else
+			{
+				c->chunks_zero++;
+				c->bytes_done += c->chunk_size;
+			}
+		}
+		atomic_init(&wf->remaining, todo);
+		if (todo == 0)
+			rc = finish_file(c, wf, err);
+		else if (!queue_file(c, wf, err))
+			break;				/* a worker failed: its error is reported */
+	}
+	if (dc.fd >= 0)
+		close(dc.fd);
+	free(dc.dir);
+	return rc;
+}
+
+int
+pv_restore_write_files(wctx *c, pv_err *err)
+{
+	const pv_manifest *m = c->m;
+	size_t		nreg = 0;
+	wfile	   *wfiles;
+	int			rc;
+
+	for (size_t i = 0; i < m->nfiles; i++)
+		nreg += m->files[i].type == PV_FILE_REGULAR;
+	wfiles = pv_calloc(nreg ? nreg : 1, sizeof(wfile));
+	for (size_t i = 0; i < nreg; i++)
+		wfiles[i].fd = -1;
+	pthread_mutex_init(&c->mu, NULL);
+	atomic_init(&c->failed, false);
+	pv_queue_init(&c->q, (size_t) c->nthreads * 2);
+	c->threads = pv_calloc((size_t) c->nthreads, sizeof(pthread_t));
+	for (int i = 0; i < c->nthreads; i++)
+		pthread_create(&c->threads[i], NULL, worker_main, c);
+	rc = produce(c, wfiles, err);
+	if (rc != 0)
+		set_failed(c, err);
+	pv_queue_close(&c->q);
+	for (int i = 0; i < c->nthreads; i++)
+		pthread_join(c->threads[i], NULL);
+	/* files left open by a failure */
+	for (size_t i = 0; i < nreg; i++)
+		if (wfiles[i].fd >= 0)
+			close(wfiles[i].fd);
+	free(wfiles);
+	free(c->threads);
+	pv_queue_destroy(&c->q);
+	pthread_mutex_destroy(&c->mu);
+	progress(c, true);
+	if (c->opts->progress)
+		pv_progress_done();
+	if (atomic_load(&c->failed))
+	{
+		*err = c->err;
+		return -1;
+	}
+	pv_log_debug("restore: %llu repository reads for %llu chunks", (unsigned long long) c->reads,
+				 (unsigned long long) c->chunks_fetched);
+	return 0;
+}
