@@ -68,6 +68,7 @@ typedef struct restore_args
 	char	   *target_dir;
 	char	   *restore_command;
 	char	   *config_abs;
+	const char *bindir;			/* [postgres] bindir, or NULL */
 	char		exe[PATH_MAX];
 } restore_args;
 
@@ -441,6 +442,8 @@ print_plan(const restore_args *a, const pv_restore_plan *p, const pv_err *target
 	printf("  target dir:    %s", a->o.target_dir);
 	if (target_problem != NULL && target_problem->kind != PV_E_NONE)
 		printf(" - REFUSED: %s\n", target_problem->msg);
+	else if (!p->reachable)
+		printf(" (not checked)\n");
 	else
 		printf(" (%s)\n", a->o.delta ? "delta" : "ok");
 	printf("  restore_command = '%s'\n", a->restore_command);
@@ -549,11 +552,16 @@ print_next_steps(const restore_args *a, const pv_restore_plan *p, const pv_resto
 	bool		paused = a->o.target.kind != PV_TARGET_LATEST && !a->o.standby &&
 		(a->o.target.action == PV_ACTION_DEFAULT || a->o.target.action == PV_ACTION_PAUSE);
 	int			major = p->m->pg_version / 10000;
+	char		bindir[PATH_MAX];
 
+	if (a->bindir != NULL)
+		snprintf(bindir, sizeof(bindir), "%s", a->bindir);
+	else
+		snprintf(bindir, sizeof(bindir), "/usr/lib/postgresql/%d/bin", major);
 	printf("\nNext steps\n");
 	printf("  1. Start the server%s%s%s:\n", user ? " (as " : "", user ? user : "", user ? ")" : "");
-	printf("       %s%s%s/usr/lib/postgresql/%d/bin/pg_ctl -D %s -l %s/recovery.log start\n",
-		   user ? "sudo -u " : "", user ? user : "", user ? " " : "", major, dir, dir);
+	printf("       %s%s%s%s/pg_ctl -D %s -l %s/recovery.log start\n",
+		   user ? "sudo -u " : "", user ? user : "", user ? " " : "", bindir, dir, dir);
 	if (user)
 		printf("     (the \"sudo -u %s\" is needed: PostgreSQL refuses to run as root)\n", user);
 	printf("     If the original server runs on this host, give this one another port:\n"
@@ -600,8 +608,7 @@ print_next_steps(const restore_args *a, const pv_restore_plan *p, const pv_resto
 		   "  7. Remove the \"%s\" block from %s/postgresql.auto.conf (or ALTER SYSTEM RESET\n"
 		   "     restore_command and the recovery_target settings) once the server is promoted.\n",
 		   PV_RECOVERY_BLOCK_BEGIN, dir);
-	printf("  Check the files first if you like: %s/pg_verifybackup -n %s\n",
-		   "/usr/lib/postgresql/15/bin", dir);
+	printf("  Check the files first if you like: %s/pg_verifybackup -n %s\n", bindir, dir);
 }
 
 /* ------------------------------------------------------------ command */
@@ -687,6 +694,7 @@ cmd_restore(pv_cmd_ctx *ctx, int argc, char **argv)
 		return rc < 0 ? PV_EXIT_OK : rc;
 	}
 	a.o.target_dir = absolute_path(a.target_dir);
+	a.bindir = ctx->cfg.pg_bindir;
 	if ((rc = choose_owner(&a)) == PV_EXIT_OK)
 	{
 		build_restore_command(ctx, &a);

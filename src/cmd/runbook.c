@@ -226,6 +226,7 @@ cmd_runbook(pv_cmd_ctx *ctx, int argc, char **argv)
 	char		exe[PATH_MAX] = "pgvault";
 	char		conf[PATH_MAX];
 	char	   *pv;
+	char	   *qexe;
 	char	   *tdir;
 	char		bindir[PATH_MAX];
 	char		earliest[64] = "?";
@@ -256,10 +257,17 @@ cmd_runbook(pv_cmd_ctx *ctx, int argc, char **argv)
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0)
 		exe[n] = '\0';
+	qexe = pv_shell_quote(exe);
 	if (ctx->cfg.path != NULL && realpath(ctx->cfg.path, conf) != NULL)
-		pv = pv_asprintf("%s -c %s", exe, conf);
+	{
+		char	   *qconf = pv_shell_quote(conf);
+
+		pv = pv_asprintf("%s -c %s", qexe, qconf);
+		free(qconf);
+	}
 	else
-		pv = pv_asprintf("%s", exe);
+		pv = pv_strdup(qexe);
+	free(qexe);
 	print_facts(ctx, repo, ctx->cfg.path ? conf : NULL, exe);
 	if (print_backups(repo, &backups, &nb, &major, &err) != 0 ||
 		pv_storage_list_all(repo->storage, "wal/", &wal, &err) != 0)

@@ -114,7 +114,10 @@ extern void pv_drill_guard_release(pv_drill_guard *g);
 /* Last lines of a log file (at most max_bytes from its end), for reports. */
 extern char *pv_drill_log_tail(const char *path, size_t max_bytes, int max_lines);
 
-/* The last line of a log that reads like an error (PANIC, FATAL, error:), or NULL. */
+/*
+ * The last line of a log that reads like an error (PANIC, else FATAL, else
+ * error:), or NULL; refused connection attempts are not errors here.
+ */
 extern char *pv_drill_log_error_line(const char *path);
 
 /* The last line of a log that contains needle (without the log prefix), or NULL. */

@@ -474,6 +474,19 @@ pv_drill_log_tail(const char *path, size_t max_bytes, int max_lines)
 	return out[0] ? out : (free(out), NULL);
 }
 
+/* FATAL lines that only say a connection attempt came too early or too late */
+static bool
+connection_noise(const char *line)
+{
+	static const char *const noise[] = {"the database system is starting up", "is not accepting connections",
+	"the database system is shutting down", "Hot standby mode is disabled", "terminating connection because"};
+
+	for (size_t i = 0; i < sizeof(noise) / sizeof(noise[0]); i++)
+		if (strstr(line, noise[i]) != NULL)
+			return true;
+	return false;
+}
+
 char *
 pv_drill_log_error_line(const char *path)
 {
@@ -489,7 +502,7 @@ pv_drill_log_error_line(const char *path)
 		char	   *copy = pv_strdup(buf);
 
 		for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-			if (strstr(line, marks[m]) != NULL)
+			if (strstr(line, marks[m]) != NULL && !connection_noise(line))
 			{
 				free(found);
 				found = pv_strdup(line);

@@ -4,11 +4,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "drill/drill.h"
@@ -210,6 +213,32 @@ drill_id_valid(const char *id)
 		strspn(id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-") == n;
 }
 
+/*
+ * A drill usually runs as root (to start the server as postgres) while the
+ * local repository belongs to the user who archives and backs up: give what
+ * the report created there (drills/ and the report) to the repository's
+ * owner, so that later runs as that user can still write and prune drills/.
+ */
+static void
+give_to_repo_owner(pv_repo *repo, const char *key)
+{
+	const char *root = pv_storage_location(repo->storage);
+	struct stat st;
+	char	   *dir;
+	char	   *file;
+
+	if (geteuid() != 0 || strcmp(repo->storage->ops->name, "local") != 0 || root == NULL ||
+		stat(root, &st) != 0 || st.st_uid == 0)
+		return;
+	dir = pv_asprintf("%s/%s", root, "drills");
+	file = pv_asprintf("%s/%s", root, key);
+	if (lchown(dir, st.st_uid, st.st_gid) != 0 || lchown(file, st.st_uid, st.st_gid) != 0)
+		pv_log_warning("could not give \"%s\" to the repository's owner (uid %u): %s", file,
+					   (unsigned) st.st_uid, strerror(errno));
+	free(dir);
+	free(file);
+}
+
 int
 pv_drill_store(pv_repo *repo, const json_t *report, pv_err *err)
 {
@@ -226,6 +255,7 @@ pv_drill_store(pv_repo *repo, const json_t *report, pv_err *err)
 	free(text);
 	if (rc != 0)
 		return pv_err_prefix(err, "could not store the drill report \"%s\"", key);
+	give_to_repo_owner(repo, key);
 	return 0;
 }
 

@@ -222,100 +222,81 @@ check_link(const pv_manifest_file *f, pv_err *err)
 	return 0;
 }
 
-int
-pv_restore_validate_manifest(const pv_manifest *m, pv_pathmap **map, pv_err *err)
+/* Sizes and tablespaces: locations absolute and clean, OIDs unique. */
+static int
+check_header(const pv_manifest *m, pv_err *err)
 {
-	pv_pathmap *pm = pv_pathmap_new();
-
-	*map = NULL;
 	if (m->chunk_size < 4096 || m->wal_segment_size == 0 ||
 		(m->wal_segment_size & (m->wal_segment_size - 1)) != 0)
-	{
-		pv_pathmap_free(pm);
-		return pv_err_set(err, PV_E_CORRUPT, 0, "backup %s: invalid chunk or WAL segment size", m->id);
-	}
+		return pv_err_set(err, PV_E_CORRUPT, 0, "invalid chunk or WAL segment size");
 	for (size_t i = 0; i < m->ntablespaces; i++)
 	{
 		const char *loc = m->tablespaces[i].location;
 
-		if (loc == NULL || loc[0] != '/' || (loc[1] != '\0' && pv_path_check(loc + 1, err) != 0) || loc[1] == '\0')
-		{
-			pv_pathmap_free(pm);
-			return pv_err_set(err, PV_E_CORRUPT, 0, "backup %s: tablespace %u has an invalid location \"%s\"",
-							  m->id, m->tablespaces[i].oid, loc ? loc : "");
-		}
+		if (loc == NULL || loc[0] != '/' || loc[1] == '\0' || pv_path_check(loc + 1, err) != 0)
+			return pv_err_set(err, PV_E_CORRUPT, 0, "tablespace %u has an invalid location \"%s\"",
+							  m->tablespaces[i].oid, loc ? loc : "");
 		for (size_t k = 0; k < i; k++)
 			if (m->tablespaces[k].oid == m->tablespaces[i].oid)
-			{
-				pv_pathmap_free(pm);
-				return pv_err_set(err, PV_E_CORRUPT, 0, "backup %s: tablespace %u is listed twice",
-								  m->id, m->tablespaces[i].oid);
-			}
+				return pv_err_set(err, PV_E_CORRUPT, 0, "tablespace %u is listed twice", m->tablespaces[i].oid);
 	}
-	for (size_t i = 0; i < m->nfiles; i++)
+	return 0;
+}
+
+/* One entry on its own: path, type, tablespace, link target; then into the map. */
+static int
+check_entry(const pv_manifest *m, const pv_manifest_file *f, pv_pathmap *pm, pv_err *err)
+{
+	char		old;
+
+	if (pv_path_check(f->path, err) != 0)
+		return -1;
+	if (f->type != PV_FILE_REGULAR && f->type != PV_FILE_DIRECTORY && f->type != PV_FILE_SYMLINK)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "entry \"%s\" has an unknown type", f->path);
+	if (!ts_known(m, f->tablespace))
+		return pv_err_set(err, PV_E_CORRUPT, 0, "entry \"%s\" belongs to tablespace %u, which the backup does not list",
+						  f->path, f->tablespace);
+	if (f->type == PV_FILE_SYMLINK && !pv_restore_is_ts_link(m, f, NULL))
 	{
-		const pv_manifest_file *f = &m->files[i];
-		char		old;
-
-		if (pv_path_check(f->path, err) != 0)
-			goto fail;
-		if (f->type != PV_FILE_REGULAR && f->type != PV_FILE_DIRECTORY && f->type != PV_FILE_SYMLINK)
-		{
-			pv_err_set(err, PV_E_CORRUPT, 0, "entry \"%s\" has an unknown type", f->path);
-			goto fail;
-		}
-		if (!ts_known(m, f->tablespace))
-		{
-			pv_err_set(err, PV_E_CORRUPT, 0, "entry \"%s\" belongs to tablespace %u, which the backup does not list",
-					   f->path, f->tablespace);
-			goto fail;
-		}
-		if (f->type == PV_FILE_SYMLINK && !pv_restore_is_ts_link(m, f, NULL))
-		{
-			if (f->tablespace == 0 && strncmp(f->path, "pg_tblspc/", 10) == 0)
-			{
-				pv_err_set(err, PV_E_CORRUPT, 0, "tablespace link \"%s\" names no tablespace of the backup", f->path);
-				goto fail;
-			}
-			if (check_link(f, err) != 0)
-				goto fail;
-		}
-		if (f->type == PV_FILE_REGULAR && f->nchunks > 0 && f->chunks == NULL)
-		{
-			pv_err_set(err, PV_E_CORRUPT, 0, "file \"%s\" has no chunk list", f->path);
-			goto fail;
-		}
-		if (!pv_pathmap_add(pm, f->tablespace, f->path, (char) f->type, f->mode, &old))
-		{
-			pv_err_set(err, PV_E_CORRUPT, 0, "entry \"%s\" is listed twice", f->path);
-			goto fail;
-		}
+		if (f->tablespace == 0 && strncmp(f->path, "pg_tblspc/", 10) == 0)
+			return pv_err_set(err, PV_E_CORRUPT, 0, "tablespace link \"%s\" names no tablespace of the backup", f->path);
+		if (check_link(f, err) != 0)
+			return -1;
 	}
-	/* every ancestor must be a directory (listed or implied), never a file or a link */
-	for (size_t i = 0; i < m->nfiles; i++)
+	if (f->type == PV_FILE_REGULAR && f->nchunks > 0 && f->chunks == NULL)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "file \"%s\" has no chunk list", f->path);
+	if (!pv_pathmap_add(pm, f->tablespace, f->path, (char) f->type, f->mode, &old))
+		return pv_err_set(err, PV_E_CORRUPT, 0, "entry \"%s\" is listed twice", f->path);
+	return 0;
+}
+
+/* Every ancestor of f must be a directory (listed or implied), never a file or a link. */
+static int
+check_ancestors(const pv_manifest_file *f, pv_pathmap *pm, pv_err *err)
+{
+	char	   *p = pv_strdup(f->path);
+	int			rc = 0;
+
+	for (char *slash = strrchr(p, '/'); slash != NULL && rc == 0; slash = strrchr(p, '/'))
 	{
-		const pv_manifest_file *f = &m->files[i];
-		char	   *p = pv_strdup(f->path);
+		char		t;
 
-		for (char *slash = strrchr(p, '/'); slash != NULL; slash = strrchr(p, '/'))
-		{
-			char		t;
-
-			*slash = '\0';
-			t = pv_pathmap_get(pm, f->tablespace, p);
-			if (t == PV_FILE_REGULAR || t == PV_FILE_SYMLINK)
-			{
-				pv_err_set(err, PV_E_CORRUPT, 0, "entry \"%s\" is below \"%s\", which is a %s",
-						   f->path, p, t == PV_FILE_SYMLINK ? "symbolic link" : "file");
-				free(p);
-				goto fail;
-			}
-			if (t == 0)
-				pv_pathmap_add(pm, f->tablespace, p, 'p', 0700, NULL);
-		}
-		free(p);
+		*slash = '\0';
+		t = pv_pathmap_get(pm, f->tablespace, p);
+		if (t == PV_FILE_REGULAR || t == PV_FILE_SYMLINK)
+			rc = pv_err_set(err, PV_E_CORRUPT, 0, "entry \"%s\" is below \"%s\", which is a %s",
+							f->path, p, t == PV_FILE_SYMLINK ? "symbolic link" : "file");
+		else if (t == 0)
+			pv_pathmap_add(pm, f->tablespace, p, 'p', 0700, NULL);
 	}
-	/* the links pgvault creates for tablespaces, also when the backup lacks them */
+	free(p);
+	return rc;
+}
+
+/* The links pgvault creates for tablespaces, also when the backup lacks them. */
+static int
+add_ts_links(const pv_manifest *m, pv_pathmap *pm, pv_err *err)
+{
 	for (size_t i = 0; i < m->ntablespaces; i++)
 	{
 		char		path[32];
@@ -324,11 +305,8 @@ pv_restore_validate_manifest(const pv_manifest *m, pv_pathmap **map, pv_err *err
 		snprintf(path, sizeof(path), "pg_tblspc/%u", m->tablespaces[i].oid);
 		t = pv_pathmap_get(pm, 0, path);
 		if (t != 0 && t != PV_FILE_SYMLINK)
-		{
-			pv_err_set(err, PV_E_CORRUPT, 0, "\"%s\" is the link of tablespace %u but the backup lists it as a %s",
-					   path, m->tablespaces[i].oid, t == PV_FILE_REGULAR ? "file" : "directory");
-			goto fail;
-		}
+			return pv_err_set(err, PV_E_CORRUPT, 0, "\"%s\" is the link of tablespace %u but the backup lists it as a %s",
+							  path, m->tablespaces[i].oid, t == PV_FILE_REGULAR ? "file" : "directory");
 		if (t == 0)
 		{
 			pv_pathmap_add(pm, 0, path, PV_FILE_SYMLINK, 0777, NULL);
@@ -336,12 +314,30 @@ pv_restore_validate_manifest(const pv_manifest *m, pv_pathmap **map, pv_err *err
 				pv_pathmap_add(pm, 0, "pg_tblspc", 'p', 0700, NULL);
 		}
 	}
+	return 0;
+}
+
+int
+pv_restore_validate_manifest(const pv_manifest *m, pv_pathmap **map, pv_err *err)
+{
+	pv_pathmap *pm = pv_pathmap_new();
+	int			rc = check_header(m, err);
+
+	*map = NULL;
+	for (size_t i = 0; i < m->nfiles && rc == 0; i++)
+		rc = check_entry(m, &m->files[i], pm, err);
+	for (size_t i = 0; i < m->nfiles && rc == 0; i++)
+		rc = check_ancestors(&m->files[i], pm, err);
+	if (rc == 0)
+		rc = add_ts_links(m, pm, err);
+	if (rc != 0)
+	{
+		pv_err_prefix(err, "backup %s", m->id);
+		pv_pathmap_free(pm);
+		return -1;
+	}
 	*map = pm;
 	return 0;
-fail:
-	pv_err_prefix(err, "backup %s", m->id);
-	pv_pathmap_free(pm);
-	return -1;
 }
 
 void

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1286,6 +1287,24 @@ typedef struct s3_writer
 	pv_err		fail_err;
 } s3_writer;
 
+/*
+ * Part buffers are large and filled once: ask for transparent huge pages
+ * over their 2 MiB-aligned interior, so filling one costs a few dozen page
+ * faults instead of thousands (and hashing it fewer TLB misses).
+ */
+static void
+hint_hugepages(void *p, size_t len)
+{
+#ifdef MADV_HUGEPAGE
+	const uintptr_t huge = 2u << 20;
+	uintptr_t	start = ((uintptr_t) p + huge - 1) & ~(huge - 1);
+	uintptr_t	end = ((uintptr_t) p + len) & ~(huge - 1);
+
+	if (end > start)
+		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
+#endif
+}
+
 static void
 part_free(s3_part *p)
 {
@@ -1486,11 +1505,12 @@ get_buffer(s3_writer *w, pv_err *err)
 
 	if (w->upload_id == NULL)
 	{
-		size_t		cap = w->size_hint > 0 && w->size_hint < w->part_size ? w->size_hint : 64 * 1024;
+		size_t		cap = w->size_hint > 0 ? w->size_hint : 64 * 1024;
 
 		p = pv_calloc(1, sizeof(*p));
 		p->cap = cap < w->part_size ? cap : w->part_size;
 		p->data = pv_malloc(p->cap);
+		hint_hugepages(p->data, p->cap);
 		w->nbufs = 1;
 		w->cur = p;
 		return 0;
@@ -1517,11 +1537,13 @@ get_buffer(s3_writer *w, pv_err *err)
 		p = pv_calloc(1, sizeof(*p));
 		p->cap = w->part_size;
 		p->data = pv_malloc(p->cap);
+		hint_hugepages(p->data, p->cap);
 	}
 	else if (p->cap < w->part_size)
 	{
 		p->data = pv_realloc(p->data, w->part_size);
 		p->cap = w->part_size;
+		hint_hugepages(p->data, p->cap);
 	}
 	p->len = 0;
 	p->next = NULL;
@@ -1563,6 +1585,7 @@ sw_write(pv_stream *s, const pv_stream_member *m, const uint8_t *data, size_t le
 				cap *= 2;
 			p->cap = cap < part_size ? cap : part_size;
 			p->data = pv_realloc(p->data, p->cap);
+			hint_hugepages(p->data, p->cap);
 		}
 		memcpy(p->data + p->len, data, take);
 		p->len += take;
@@ -1976,7 +1999,7 @@ parse_endpoint(s3_storage *s3, const char *ep, char **authority, pv_err *err)
 			*p = (char) (*p - 'A' + 'a');
 	if (strcmp(s3->scheme, "http") != 0 && strcmp(s3->scheme, "https") != 0)
 		return pv_err_set(err, PV_E_USAGE, 0, "[repo] s3_endpoint \"%s\": scheme must be http or https", ep);
-	if (alen == 0 || strcmp(rest + alen, "/") * strcmp(rest + alen, "") != 0 ||
+	if (alen == 0 || (rest[alen] != '\0' && strcmp(rest + alen, "/") != 0) ||
 		strpbrk(rest, "@ \t?#") != NULL)
 	{
 		pv_err_set(err, PV_E_USAGE, 0, "[repo] s3_endpoint \"%s\" is not of the form scheme://host[:port]", ep);

@@ -557,9 +557,13 @@ md5_transform(uint32_t state[4], const uint8_t block[64])
 	uint32_t	d = state[3];
 	uint32_t	x[16];
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(x, block, sizeof(x));
+#else
 	for (int i = 0; i < 16; i++)
 		x[i] = (uint32_t) block[4 * i] | (uint32_t) block[4 * i + 1] << 8 |
 			(uint32_t) block[4 * i + 2] << 16 | (uint32_t) block[4 * i + 3] << 24;
+#endif
 	MD5_STEP(F, a, b, c, d, x[0], 0xd76aa478, 7);
 	MD5_STEP(F, d, a, b, c, x[1], 0xe8c7b756, 12);
 	MD5_STEP(F, c, d, a, b, x[2], 0x242070db, 17);

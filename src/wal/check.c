@@ -379,16 +379,16 @@ check_archive_command(check_ctx *c)
 		item_fix(it, "set archive_library = '' in postgresql.conf and reload (SELECT pg_reload_conf())");
 		c->archiving_ok = false;
 	}
+	resolve_path(c->o->config_path, NULL, mine, sizeof(mine));
 	if (cmd == NULL || !pv_wal_parse_archive_command(cmd, &conf, why, sizeof(why)))
 	{
 		it = add_item(c, PV_CHECK_FAIL, "archive_command = '%.90s'", cmd ? cmd : "");
 		item_detail(it, "archive_command %s", cmd ? why : "could not be read");
 		item_fix(it, "set archive_command = 'pgvault -c %s wal-push %%p' in postgresql.conf and reload (SELECT pg_reload_conf())",
-				 c->o->config_path);
+				 mine);
 		c->archiving_ok = false;
 		goto out;
 	}
-	resolve_path(c->o->config_path, NULL, mine, sizeof(mine));
 	if (conf != NULL)
 		resolve_path(conf, c->data_directory, theirs, sizeof(theirs));
 	if (conf != NULL ? strcmp(theirs, mine) == 0 : !c->o->config_explicit)

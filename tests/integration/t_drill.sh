@@ -142,6 +142,14 @@ PGVAULT_DRILL_AMCHECK=off PGVAULT_DRILL_RUNTIME=local dl_drill --json
 is "$DL_RC" 0 "runtime local, amcheck off: passes"
 is "$(jq -r .runtime.name "$DL_OUT")" local "report: the local runtime"
 is "$(jq -r '[.checks[].name] | index("pg_amcheck")' "$DL_OUT")" null "amcheck off: no pg_amcheck check"
+# ---- as the postgres user (no root): bwrap runs unprivileged, the server as postgres
+mkdir -p "$RL_DIR/work-pg"
+chown postgres "$RL_DIR/work-pg"
+PGVAULT_DRILL_WORKDIR="$RL_DIR/work-pg" pvpg drill --json >"$RL_DIR/pg.json" 2>"$RL_DIR/pg.err"
+ok $? "drill as the postgres user" || diag "$(cat "$RL_DIR/pg.err")"
+is "$(jq -r '.result + " " + .runtime.name + " " + .runtime.user' "$RL_DIR/pg.json")" "passed bwrap postgres" \
+	"as postgres: passed in the sandbox"
+is "$(find "$RL_DIR/work-pg" -mindepth 1 | wc -l)" 0 "as postgres: nothing left in the workdir"
 dl_wait_clean 5
 ok $? "nothing left behind after all drills"
 is "$(dl_source_state)" "$before_src" "the source cluster is still untouched"

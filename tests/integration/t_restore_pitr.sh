@@ -35,6 +35,15 @@ rl_switch_wait
 ok $? "WAL archived up to batch 8"
 diag "B1=$b1 B2=$b2 T2=$t2 L3=$l3 X4=$x4 T7=$t7"
 
+# the runbook, filled in
+run_ok "pgvault runbook" pv runbook
+like "$RUN_OUTPUT" "Backups \\(2\\)" "runbook: lists the backups"
+like "$RUN_OUTPUT" "$b1 +[0-9-]+ [0-9:]+\\+00" "runbook: with their completion times"
+like "$RUN_OUTPUT" "timeline 1: [0-9A-F]{24} \\.\\. [0-9A-F]{24}" "runbook: the WAL range"
+like "$RUN_OUTPUT" "Recovery window" "runbook: the recovery window"
+like "$RUN_OUTPUT" "WAL check: +complete from backup $b2" "runbook: the WAL chain is complete"
+like "$RUN_OUTPUT" "restore --target [^ ]+ --to-time '[0-9-]+ [0-9:]+\\+00' --dry-run" "runbook: the exact commands"
+
 # check NAME EXPECTED_BATCHES EXPECTED_BACKUP WAIT ARGS...: restore, verify, start, count
 check() {
 	local name=$1 want=$2 backup=$3 wait=$4

@@ -685,6 +685,36 @@ START_TEST(test_engine_restore)
 }
 END_TEST
 
+/* A file whose chunks live in two packs (some shared with an older backup). */
+START_TEST(test_engine_two_packs)
+{
+	pv_restore_opts o;
+	pv_restore_result res;
+	pv_err		err;
+	pv_buf		b;
+	pv_manifest *m;
+	static uint8_t v2[5 * CHUNK + 123];
+
+	basic_backup("20260101T000000Z");
+	memcpy(v2, big, sizeof(big));
+	memset(v2 + 1 * CHUNK, 'a', CHUNK);	/* chunks 1 and 4 change */
+	memset(v2 + 4 * CHUNK + 7, 'b', 100);
+	m = new_manifest("20260102T000000Z", 0x3000028, 0x3000200);
+	m->start_time = m->stop_time = 2000;
+	add_file(m, "base/1/1259", 0, v2, sizeof(v2), 0600);
+	store(m);
+	put_segment(1, 3);
+	memset(&o, 0, sizeof(o));
+	o.target.kind = PV_TARGET_LATEST;
+	ck_assert_msg(restore_into("t", &o, &res, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(res.chunks_fetched, 5);	/* 6 chunks, one all zeros */
+	pv_buf_init(&b);
+	read_rel("t/base/1/1259", &b);
+	ck_assert(b.len == sizeof(v2) && memcmp(b.data, v2, sizeof(v2)) == 0);
+	pv_buf_free(&b);
+}
+END_TEST
+
 /* Overwrite len bytes at off of dir/rel. */
 static void
 poke(const char *rel, uint64_t off, const char *data, size_t len)
@@ -1053,6 +1083,7 @@ suite_restore(void)
 	tcase_set_timeout(te, 60);
 	tcase_add_test(te, test_engine_restore);
 	tcase_add_test(te, test_engine_delta);
+	tcase_add_test(te, test_engine_two_packs);
 	tcase_add_test(te, test_engine_hostile);
 	tcase_add_test(te, test_engine_tablespace);
 	tcase_add_test(te, test_engine_wal);

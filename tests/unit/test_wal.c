@@ -861,6 +861,30 @@ START_TEST(test_prefetch)
 	sp = spooled_file(e.spool, "000000010000000000000023");
 	ck_assert_ptr_nonnull(sp);
 	free(sp);
+	/* a spool on another file system: the copy is copied, not renamed */
+	{
+		char		tmpl[] = "/dev/shm/pgvault-unit.XXXXXX";
+		char	   *saved = e.spool;
+		struct stat a;
+		struct stat b;
+
+		if (mkdtemp(tmpl) != NULL)
+		{
+			e.spool = tmpl;
+			ck_assert_int_eq(pv_wal_prefetch_want(e.spool, "000000010000000000000021", MIB, &err), 0);
+			ck_assert_msg(run_prefetch(&e, &po, &err) == 0, "%s", err.msg);
+			ck_assert_int_eq(stat(tmpl, &a), 0);
+			ck_assert_int_eq(stat(e.dir, &b), 0);
+			if (a.st_dev != b.st_dev)
+			{
+				unlink(dest);
+				ck_assert_int_eq(pv_wal_prefetch_take(e.spool, "000000010000000000000022", dest, 2, &fr, &err), 1);
+				ck_assert(files_equal(segs[2], dest));
+			}
+			tu_rmtree(tmpl);
+			e.spool = saved;
+		}
+	}
 	/* the spool bound caps the window */
 	po.max_bytes = 0;
 	ck_assert_int_eq(pv_wal_prefetch_want(e.spool, "000000010000000000000021", MIB, &err), 0);
