@@ -139,7 +139,8 @@ pv_wal_ready_list(const char *pg_wal_dir, const char *spool, const char *exclude
 				free(p);
 			}
 		}
-		qsort(ready.v, ready.n, sizeof(char *), archive_order);
+		if (ready.n > 1)
+			qsort(ready.v, ready.n, sizeof(char *), archive_order);
 		for (size_t i = 0; i < ready.n && live + out.n < (size_t) max; i++)
 			if (strcmp(ready.v[i], exclude) != 0 && !list_has(&marked, ready.v[i], strlen(ready.v[i])))
 				list_add(&out, ready.v[i], strlen(ready.v[i]));

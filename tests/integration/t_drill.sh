@@ -64,6 +64,8 @@ pv repo-ls >"$RL_DIR/ls.after" || fail_now "repo-ls"
 is "$(diff "$RL_DIR/ls.before" "$RL_DIR/ls.after" | grep '^[<>]' | sed 's/^\([<>]\) *[0-9]*  /\1 /')" \
 	"> drills/$drill_id.json" "the repository changed by exactly one object: drills/$drill_id.json"
 run_ok "the stored report decrypts" pv repo-get "drills/$drill_id.json" "$RL_DIR/stored.json"
+is "$(stat -c %U "$RL_DIR/repo/drills" "$RL_DIR/repo/drills/$drill_id.json" | sort -u)" postgres \
+	"a drill run as root leaves drills/ to the repository's owner"
 is "$(jq -r .drill_id "$RL_DIR/stored.json")" "$drill_id" "the stored report is this drill's"
 is "$(jq -r .rto_ms "$RL_DIR/stored.json")" "$rto" "the stored report has the RTO"
 run_ok "info --json" pv info --json
