@@ -279,6 +279,8 @@ decode_write(pv_stream *s, const pv_stream_member *m, const uint8_t *data, size_
 
 		if (n > len)
 			n = len;
+		if (n == 0)
+			return 0;
 		memcpy(d->hdrbuf + d->hdrlen, data, n);
 		d->hdrlen += n;
 		data += n;
