@@ -84,8 +84,9 @@ extern const char *pv_drill_status_text(int status, char *buf, size_t len);
 
 /*
  * Processes whose working directory is dir or below it (every process the
- * drill starts runs there, inside or outside the sandbox). Fills up to max
- * pids; returns how many were found (may exceed max).
+ * drill starts runs there, inside or outside the sandbox) and that have no
+ * controlling terminal (a person's shell in there is left alone). Fills up
+ * to max pids; returns how many were found (may exceed max).
  */
 extern size_t pv_drill_procs_under(const char *dir, pid_t *pids, size_t max);
 

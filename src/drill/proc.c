@@ -263,6 +263,34 @@ under(const char *path, const char *dir, size_t dlen)
 	return strncmp(path, dir, dlen) == 0 && (path[dlen] == '\0' || path[dlen] == '/');
 }
 
+/*
+ * Has the process a controlling terminal? Nothing the drill leaves running
+ * has one (the server and bwrap start new sessions), while a person's shell
+ * that wandered into the scratch directory does: that one is never killed.
+ */
+static bool
+has_tty(long pid)
+{
+	char		path[64];
+	char		buf[1024];
+	FILE	   *f;
+	char	   *p;
+	int			tty = 0;
+	size_t		n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ppid pgrp session tty_nr ...": comm may hold anything */
+	p = strrchr(buf, ')');
+	if (p == NULL || sscanf(p + 1, " %*c %*d %*d %*d %d", &tty) != 1)
+		return false;
+	return tty != 0;
+}
+
 size_t
 pv_drill_procs_under(const char *dir, pid_t *pids, size_t max)
 {
@@ -290,7 +318,7 @@ pv_drill_procs_under(const char *dir, pid_t *pids, size_t max)
 		if (len <= 0)
 			continue;
 		cwd[len] = '\0';
-		if (!under(cwd, dir, dlen))
+		if (!under(cwd, dir, dlen) || has_tty(pid))
 			continue;
 		if (n < max)
 			pids[n] = (pid_t) pid;

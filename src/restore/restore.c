@@ -374,8 +374,13 @@ check_time_reachable(const pv_restore_opts *opts, pv_restore_plan *plan)
 	char		target[64];
 	char		end[64];
 
+	/*
+	 * Storage modification times have whole-second resolution: a segment
+	 * stamped 12:00:07 may have arrived at 12:00:07.999, so only a target at
+	 * or after the next whole second is known to lie past it.
+	 */
 	if (opts->target.kind != PV_TARGET_TIME || !plan->reachable || plan->archive_end_mtime == 0 ||
-		opts->target.time_us <= plan->archive_end_mtime * INT64_C(1000000))
+		opts->target.time_us < (plan->archive_end_mtime + 1) * INT64_C(1000000))
 		return;
 	pv_target_format_time(opts->target.time_us, target, sizeof(target));
 	pv_target_format_time(plan->archive_end_mtime * INT64_C(1000000), end, sizeof(end));

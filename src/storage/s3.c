@@ -1217,9 +1217,11 @@ delete_batch(s3_storage *s3, const char *const *keys, size_t n, pv_err *err)
 
 			if (strncmp(k, s3->prefix, plen) == 0)
 				k += plen;
-			rc = pv_err_set(err, PV_E_FAIL, 0, "S3 DeleteObjects failed for \"%.*s\": %s: %s%s",
+			rc = pv_err_set(err, strcmp(res.errors[first].code, "AccessDenied") == 0 ?
+							PV_E_AUTH : PV_E_FAIL, 0,
+							"S3 DeleteObjects failed for \"%.*s\": HTTP 200 with a per-key error %s: %s (request id %s)%s",
 							PV_STORAGE_KEY_MAX, k, res.errors[first].code, res.errors[first].message,
-							bad > 1 ? " (and more keys)" : "");
+							r.request_id[0] ? r.request_id : "none", bad > 1 ? " (and more keys)" : "");
 			pv_err_detail(err, "%zu of %zu keys could not be deleted", bad, n);
 		}
 		pv_s3_delete_result_free(&res);

@@ -91,6 +91,7 @@ ok "$RUN_STATUS" "restore --delta over time2 with another target"
 is "$(grep -c '^# pgvault restore begin' "$RL_DIR/time2/postgresql.auto.conf")" 1 "exactly one pgvault block"
 grep -q "recovery_target_time = '.*'" "$RL_DIR/time2/postgresql.auto.conf"
 ok $? "the new target is set"
+rl_verifybackup "$RL_DIR/time2"
 rl_start "$RL_DIR/time2"
 rl_wait_recovery paused
 is "$(rl_batches)" "1,2,3,4,5,6,7 700" "time2 re-restored to T7 holds batches 1-7"

@@ -409,6 +409,7 @@ START_TEST(test_spawn_wait_kill)
 	sp.argv = a.v;
 	sp.cwd = dir;
 	sp.log_path = log;
+	sp.new_session = true;		/* no terminal, even when the tests run on one */
 	ck_assert_int_eq(pv_drill_spawn_child(&sp, &pid, &err), 0);
 	ck_assert_int_eq(pv_drill_wait_child(pid, 0, NULL, &status, NULL, NULL), PV_DRILL_EXITED);
 	ck_assert_str_eq(pv_drill_status_text(status, st, sizeof(st)), "exit 3");
