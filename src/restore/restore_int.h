@@ -69,6 +69,7 @@ typedef struct wfile
 	atomic_size_t remaining;	/* chunks not yet done */
 	atomic_bool changed;		/* --delta: a chunk was written */
 	bool		existed;		/* --delta: the file was there */
+	atomic_bool direct;			/* opened O_DIRECT (new files, aligned chunks) */
 } wfile;
 
 /* The state of one pv_restore_execute (write.c, chunks.c). */

@@ -247,13 +247,18 @@ START_TEST(test_seal_wrong_name_type_key_version)
 }
 END_TEST
 
+typedef int (*chunk_open_fn) (const pv_keys *, const uint8_t *, const uint8_t *, size_t, size_t,
+							  pv_buf *, pv_err *);
+
 START_TEST(test_chunk_roundtrip_and_tamper)
 {
 	static const size_t sizes[] = {0, 1, 8191, 8192, 8193, 1 << 20};
 
-	for (int c = 0; c < 2; c++)
+	/* both readers: pv_chunk_open (verify) and pv_chunk_open_fast (restore) */
+	for (int c = 0; c < 4; c++)
 	{
-		const pv_keys *k = c == 0 ? keys : none_keys;
+		const pv_keys *k = c % 2 == 0 ? keys : none_keys;
+		chunk_open_fn open_fn = c < 2 ? pv_chunk_open : pv_chunk_open_fast;
 
 		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
 		{
@@ -277,7 +282,7 @@ START_TEST(test_chunk_roundtrip_and_tamper)
 				ck_assert_uint_lt(rec.len, len / 10);	/* compressed */
 			else if (len > 0)
 				ck_assert_uint_le(rec.len, len + pv_chunk_overhead(k));	/* raw, never grows more */
-			ck_assert_msg(pv_chunk_open(k, id, rec.data, rec.len, 1 << 20, &out, &err) == 0, "%s", err.msg);
+			ck_assert_msg(open_fn(k, id, rec.data, rec.len, 1 << 20, &out, &err) == 0, "%s", err.msg);
 			ck_assert_uint_eq(out.len, len);
 			ck_assert(len == 0 || memcmp(out.data, data, len) == 0);
 			pv_buf_reset(&out);
@@ -285,21 +290,21 @@ START_TEST(test_chunk_roundtrip_and_tamper)
 			if (rec.len > 0)
 			{
 				rec.data[rec.len / 2] ^= 1;
-				ck_assert_int_eq(pv_chunk_open(k, id, rec.data, rec.len, 1 << 20, &out, &err), -1);
+				ck_assert_int_eq(open_fn(k, id, rec.data, rec.len, 1 << 20, &out, &err), -1);
 				ck_assert_int_eq(err.kind, PV_E_CORRUPT);
 				ck_assert_uint_eq(out.len, 0);
 				rec.data[rec.len / 2] ^= 1;
 			}
 			/* wrong id */
 			id[0] ^= 1;
-			ck_assert_int_eq(pv_chunk_open(k, id, rec.data, rec.len, 1 << 20, &out, &err), -1);
+			ck_assert_int_eq(open_fn(k, id, rec.data, rec.len, 1 << 20, &out, &err), -1);
 			ck_assert_uint_eq(out.len, 0);
 			id[0] ^= 1;
 			/* truncated */
-			ck_assert_int_eq(pv_chunk_open(k, id, rec.data, rec.len > 0 ? rec.len - 1 : 0, 1 << 20, &out, &err), -1);
+			ck_assert_int_eq(open_fn(k, id, rec.data, rec.len > 0 ? rec.len - 1 : 0, 1 << 20, &out, &err), -1);
 			/* over the size limit */
 			if (len > 10)
-				ck_assert_int_eq(pv_chunk_open(k, id, rec.data, rec.len, len - 1, &out, &err), -1);
+				ck_assert_int_eq(open_fn(k, id, rec.data, rec.len, len - 1, &out, &err), -1);
 			pv_buf_free(&rec);
 			pv_buf_free(&out);
 			free(data);
