@@ -17,6 +17,7 @@
 
 #include "cmd/cmd.h"
 #include "common/clock.h"
+#include "common/dynlib.h"
 
 #define NEED_CONFIG 0x01		/* load the configuration before running */
 
@@ -209,7 +210,6 @@ main(int argc, char **argv)
 	else if (ctx.verbose > 0)
 		pv_log_set_level(ctx.verbose > 1 ? PV_LOG_DEBUG : PV_LOG_INFO);
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	argc -= optind;
 	argv += optind;
 	optind = 1;
@@ -217,12 +217,12 @@ main(int argc, char **argv)
 	if (!wants_help(argc, argv) && (cmd->flags & NEED_CONFIG) && (rc = load_config(&ctx)) != PV_EXIT_OK)
 	{
 		pv_config_free(&ctx.cfg);
-		curl_global_cleanup();
 		return rc;
 	}
 	rc = cmd->fn(&ctx, argc, argv);
 	pv_config_free(&ctx.cfg);
 	pv_log_close_file();
-	curl_global_cleanup();
+	if (pv_dynlib_loaded(PV_DYNLIB_CURL))
+		curl_global_cleanup();	/* libcurl was loaded (common/dynlib.h) */
 	return rc;
 }

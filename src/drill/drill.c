@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include "common/dynlib.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -1096,7 +1097,8 @@ pv_drill_run(pv_repo *repo, const pv_config *cfg, const pv_drill_opts *opts, jso
 	d.deadline = d.t0 + cfg->drill_timeout_ms;
 	d.started_us = pv_drill_wall_us();
 	pv_argv_init(&d.env);
-	if (pv_drill_check_opts(opts, &d.target_us, err) != 0)
+	/* the probe and pg_amcheck's checks connect with libpq */
+	if (pv_drill_check_opts(opts, &d.target_us, err) != 0 || pv_dynlib_load(PV_DYNLIB_PQ, err) != 0)
 		goto out;
 	d.has_target = opts->to_time != NULL;
 	if (choose_backup(&d, err) != 0 || find_binaries(&d, err) != 0 || pv_drill_ident_lookup(&d.ident, err) != 0 ||

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/dynlib.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "pg/pg.h"
@@ -131,6 +132,17 @@ quote_ident(const char *name, char *buf, size_t len)
 	buf[o] = '\0';
 }
 
+bool
+pv_pg_is_remote(PGconn *conn)
+{
+	const char *h = PQhost(conn);
+
+	/* a socket directory, an abstract socket, or no host: libpq's default socket */
+	if (h == NULL || h[0] == '\0' || h[0] == '/' || h[0] == '@')
+		return false;
+	return !(strcmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0);
+}
+
 PGconn *
 pv_pg_connect(const char *conninfo, bool replication, pv_err *err)
 {
@@ -153,6 +165,8 @@ pv_pg_connect(const char *conninfo, bool replication, pv_err *err)
 	keys[n] = NULL;
 	vals[n] = NULL;
 
+	if (pv_dynlib_load(PV_DYNLIB_PQ, err) != 0)
+		return NULL;
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (conn == NULL)
 	{

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "common/dynlib.h"
 #include "common/clock.h"
 #include "sched/metrics.h"
 
@@ -47,11 +48,15 @@ discard(char *ptr, size_t size, size_t n, void *arg)
 static int
 post_once(const pv_config *cfg, const char *body, pv_err *err)
 {
-	CURL	   *h = curl_easy_init();
+	CURL	   *h;
 	struct curl_slist *hdr = NULL;
 	CURLcode	cc;
 	long		status = 0;
 	char		ebuf[CURL_ERROR_SIZE] = "";
+
+	if (pv_dynlib_load(PV_DYNLIB_CURL, err) != 0)
+		return -1;
+	h = curl_easy_init();
 
 	if (h == NULL)
 		return pv_err_set(err, PV_E_FAIL, 0, "could not initialize libcurl");

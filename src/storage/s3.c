@@ -34,6 +34,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "common/dynlib.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "storage/s3.h"
@@ -2058,6 +2059,8 @@ pv_storage_s3_new(const pv_config *cfg, pv_err *err)
 	char	   *endpoint;
 	char	   *authority = NULL;
 
+	if (pv_dynlib_load(PV_DYNLIB_CURL, err) != 0 || pv_dynlib_load(PV_DYNLIB_XML, err) != 0)
+		return NULL;
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK || sodium_init() < 0)
 	{

@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/dynlib.h"
 #include "common/parse.h"
 #include "wal/wal_int.h"
 
@@ -118,6 +119,16 @@ check_connect(check_ctx *c)
 	pv_wal_check_item *it;
 	char	   *ver;
 
+	pv_err		lerr;
+
+	pv_err_clear(&lerr);
+	if (pv_dynlib_load(PV_DYNLIB_PQ, &lerr) != 0)
+	{
+		it = add_item(c, PV_CHECK_FAIL, "connection to PostgreSQL");
+		item_detail(it, "%s", lerr.msg);
+		item_fix(it, "%s", lerr.hint);
+		return false;
+	}
 	c->conn = PQconnectdbParams(keys, vals, 1);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
 	{

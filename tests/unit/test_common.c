@@ -4,12 +4,17 @@
 #include "config.h"
 
 #include <check.h>
+#include <curl/curl.h>
+#include <libpq-fe.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/dynlib.h"
 #include "common/err.h"
 #include "common/exitcode.h"
 #include "common/fsutil.h"
@@ -172,6 +177,63 @@ START_TEST(test_atomic_write_and_secret_mode)
 }
 END_TEST
 
+/* the lazily loaded libraries: each loads, and calls reach the real functions */
+START_TEST(test_dynlib)
+{
+	static const char xml[] = "<a><b>x</b></a>";
+	PQconninfoOption *opts;
+	xmlDocPtr	doc;
+	bool		found = false;
+	pv_err		err;
+
+	for (int lib = 0; lib < PV_DYNLIB_COUNT; lib++)
+	{
+		ck_assert_msg(pv_dynlib_load((pv_dynlib) lib, &err) == 0, "%s", err.msg);
+		ck_assert(pv_dynlib_loaded((pv_dynlib) lib));
+		ck_assert_int_eq(pv_dynlib_load((pv_dynlib) lib, &err), 0);	/* again: a no-op */
+	}
+	/* libpq: a conninfo string parsed by libpq itself */
+	opts = PQconninfoParse("host=/tmp port=6543", NULL);
+	ck_assert_ptr_nonnull(opts);
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "port") == 0)
+		{
+			ck_assert_str_eq(o->val, "6543");
+			found = true;
+		}
+	ck_assert(found);
+	PQconninfoFree(opts);
+	{
+		char	   *msg = NULL;
+
+		ck_assert_ptr_null(PQconninfoParse("no_such_keyword=1", &msg));
+		ck_assert_ptr_nonnull(msg);
+		ck_assert_ptr_nonnull(strstr(msg, "no_such_keyword"));
+		PQfreemem(msg);
+	}
+	/* libcurl: plain and variadic calls */
+	{
+		CURL	   *h = curl_easy_init();
+		long		v = -1;
+
+		ck_assert_ptr_nonnull(h);
+		ck_assert_str_eq(curl_easy_strerror(CURLE_OK), "No error");
+		ck_assert_int_eq(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 1234L), CURLE_OK);
+		ck_assert_int_eq(curl_easy_setopt(h, CURLOPT_URL, "http://127.0.0.1:9/"), CURLE_OK);
+		ck_assert_int_eq(curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t) 5), CURLE_OK);
+		ck_assert_int_eq(curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &v), CURLE_OK);
+		ck_assert_int_eq(v, 0);
+		curl_easy_cleanup(h);
+	}
+	/* libxml2 */
+	xmlInitParser();
+	doc = xmlReadMemory(xml, (int) sizeof(xml) - 1, NULL, NULL, XML_PARSE_NONET);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_str_eq((const char *) xmlDocGetRootElement(doc)->name, "a");
+	xmlFreeDoc(doc);
+}
+END_TEST
+
 Suite *
 suite_common(void)
 {
@@ -179,6 +241,7 @@ suite_common(void)
 	TCase	   *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_err_exit_codes);
+	tcase_add_test(tc, test_dynlib);
 	tcase_add_test(tc, test_parse_size);
 	tcase_add_test(tc, test_parse_duration);
 	tcase_add_test(tc, test_parse_bool_int_hex);
