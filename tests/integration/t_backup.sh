@@ -65,7 +65,10 @@ is "$(jq -r '[.files[] | select(.path | startswith("pg_tblspc/")) | .type] | uni
 # second backup after changing ~2 % of the rows: only changed chunks are stored
 psql_c "update pgbench_accounts set abalance = abalance + 1 where aid % 50 = 0" >/dev/null
 psql_c "checkpoint" >/dev/null
-run_ok "second backup" pvpg backup --label second
+# the server compresses the stream only when asked to (auto: remote servers only)
+run_ok "second backup, with transport compression on" \
+	as_pg env PGVAULT_BACKUP_TRANSPORT_COMPRESSION=on "$PGVAULT" -c "$conf" -v backup --label second
+like "$RUN_OUTPUT" 'transport compression: zstd \(server side\)' "... the server compressed the stream"
 b2=$(sed -n 's/^backup \([0-9TZ]*\):.*/\1/p' <<<"$RUN_OUTPUT")
 pv repo-get "backups/$b2/manifest" "$d/m2.json" 2>/dev/null
 stored=$(jq -r '.stats.stored_bytes' "$d/m2.json")
@@ -118,7 +121,8 @@ wait $wrapper 2>/dev/null
 wait_gone "$victim" 10
 ok $? "the killed backup process is gone"
 is "$(pvpg info --json | jq -r '.backups | length')" "$before" "a killed backup is not listed"
-run_ok "the next backup works" pvpg backup
+run_ok "the next backup works" pvpg -v backup
+like "$RUN_OUTPUT" 'transport compression: off' "over a Unix socket the stream is not compressed (auto)"
 run_ok "verify after a killed backup" pvpg verify
 like "$RUN_OUTPUT" 'everything verified' "verify is clean (leftovers are only information)"
 
