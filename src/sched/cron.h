@@ -52,7 +52,7 @@ extern int	pv_cron_parse(const char *expr, pv_cron *out, pv_err *err);
 
 /*
  * The first slot strictly after 'after' in *next. -1 only if nothing
- * matches within 30 years (pv_cron_parse rejects the impossible dates, so
+ * matches within 60 years (pv_cron_parse rejects the impossible dates, so
  * this means a time zone whose rules never produce the time).
  */
 extern int	pv_cron_next(const pv_cron *c, int64_t after, int64_t *next, pv_err *err);
