@@ -409,6 +409,7 @@ mktemp_dir() {
 }
 
 _rm_tmpdir() {
+	_secrets_scan "$1" || return 0
 	if [ -n "${PGVAULT_TEST_KEEP:-}" ]; then
 		diag "keeping $1 (PGVAULT_TEST_KEEP)"
 		return 0
@@ -417,6 +418,25 @@ _rm_tmpdir() {
 	*/pgvault-test.*) rm -rf "$1" ;;
 	*) diag "not removing unexpected dir '$1'" ;;
 	esac
+}
+
+# _secrets_scan DIR: if PGVAULT_SECRETS_SCAN names a file (scripts/test sets
+# it), searches DIR, which is about to be removed, for the test suite's
+# secrets (tests/secrets/grep-secrets.sh: outputs the tests captured, the
+# server log with archive_command's messages, restored configs) and appends
+# the result to that file.  Returns 1 if a secret was found: the dir is then
+# kept for a look.  The S3 server's own dir is not searched: the server
+# receives the credentials (and may log them) by design.
+_secrets_scan() {
+	[ -n "${PGVAULT_SECRETS_SCAN:-}" ] || return 0
+	[ "$1" = "${S3_DIR:-}" ] && return 0
+	local rc
+	printf '# %s: %s\n' "$(basename "$0")" "$1" >>"$PGVAULT_SECRETS_SCAN"
+	"$TESTS_DIR/secrets/grep-secrets.sh" --skip-secret-files "$1" >>"$PGVAULT_SECRETS_SCAN" 2>&1
+	rc=$?
+	[ "$rc" = 1 ] || return 0
+	diag "keeping $1: it holds a secret of the test suite (see $PGVAULT_SECRETS_SCAN)"
+	return 1
 }
 
 # free_port [N]: prints a port P such that P..P+N-1 (default N=1) are free on
@@ -631,7 +651,7 @@ s3_start() {
 	local ctl
 	ctl=$(free_port) || fail_now "s3_start: no free port"
 
-	export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing
+	export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=pv-swift-test-secret-5b1e93c07a
 	export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 	export AWS_CONFIG_FILE=$S3_DIR/aws-config AWS_SHARED_CREDENTIALS_FILE=/dev/null
 	export AWS_EC2_METADATA_DISABLED=true AWS_PAGER=""

@@ -19,7 +19,7 @@ s3_start
 bucket=pgvault-secrets
 s3_mb "$bucket" || fail_now "could not create bucket $bucket"
 
-secret=$AWS_SECRET_ACCESS_KEY				# Swift's tempauth secret ("testing")
+secret=$AWS_SECRET_ACCESS_KEY				# Swift's tempauth secret ("pv-swift-test-secret-5b1e93c07a")
 token=FQoGZXIvYXdzEJr-pgvault-session-token-5e1f0c	# Swift ignores it; it is still sent and signed
 bad_secret=pgvault-Wr0ng-S3cret-9d41b7
 

@@ -10,7 +10,7 @@
 #   env SWIFT_START_TIMEOUT  seconds to wait for /healthcheck (default 30)
 #
 # Everything binds to 127.0.0.1 only.  S3 credentials: access key
-# "test:tester", secret "testing", region us-east-1, path-style requests on
+# "test:tester", secret "pv-swift-test-secret-5b1e93c07a", region us-east-1, path-style requests on
 # http://127.0.0.1:PORT (virtual-host style on BUCKET.s3.localhost:PORT).
 #
 # setup  wipes and recreates $SW (rings, configs, data dir)
@@ -115,8 +115,8 @@ storage_domain = s3.localhost
 
 [filter:tempauth]
 use = egg:swift#tempauth
-# S3 access key "test:tester" (account:user), secret "testing"
-user_test_tester = testing .admin
+# S3 access key "test:tester" (account:user), secret "pv-swift-test-secret-5b1e93c07a"
+user_test_tester = pv-swift-test-secret-5b1e93c07a .admin
 
 [filter:catch_errors]
 use = egg:swift#catch_errors
