@@ -12,6 +12,7 @@
 #include "common/exitcode.h"
 #include "common/log.h"
 #include "config/conf.h"
+#include "repo/lock.h"
 #include "repo/repo.h"
 
 typedef struct pv_cmd_ctx
@@ -40,6 +41,14 @@ extern int	pv_cmd_getopt(const char *cmd, int argc, char **argv, const char *sho
 
 /* Open the configured repository; unlock it too when asked. Returns an exit code. */
 extern int	pv_cmd_open_repo(pv_cmd_ctx *ctx, bool unlock, pv_repo **repo);
+
+/*
+ * pv_cmd_open_repo (unlocked) for a reader of backups (verify, restore,
+ * drill), holding the shared "repo" lock (repo/lock.h) so that expire/prune
+ * on this host cannot remove what it reads; exit 5 while one runs. Release
+ * with pv_lock_release, then pv_repo_free.
+ */
+extern int	pv_cmd_open_repo_shared(pv_cmd_ctx *ctx, pv_repo **repo, pv_lock **lock);
 
 /* Subcommands. */
 extern int	cmd_init(pv_cmd_ctx *ctx, int argc, char **argv);

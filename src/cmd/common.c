@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "repo/lock.h"
 
 int
 pv_cmd_fail(const pv_err *err)
@@ -69,6 +70,25 @@ pv_cmd_open_repo(pv_cmd_ctx *ctx, bool unlock, pv_repo **repo)
 	if (pv_repo_open(&ctx->cfg, repo, &err) != 0)
 		return pv_cmd_fail(&err);
 	if (unlock && pv_repo_unlock_config(*repo, &ctx->cfg, &err) != 0)
+	{
+		pv_repo_free(*repo);
+		*repo = NULL;
+		return pv_cmd_fail(&err);
+	}
+	return PV_EXIT_OK;
+}
+
+int
+pv_cmd_open_repo_shared(pv_cmd_ctx *ctx, pv_repo **repo, pv_lock **lock)
+{
+	pv_err		err;
+	int			rc;
+
+	*lock = NULL;
+	if ((rc = pv_cmd_open_repo(ctx, true, repo)) != PV_EXIT_OK)
+		return rc;
+	pv_err_clear(&err);
+	if (pv_lock_take(ctx->cfg.lock_dir, (*repo)->repo_id, "repo", false, lock, &err) != 0)
 	{
 		pv_repo_free(*repo);
 		*repo = NULL;

@@ -124,6 +124,7 @@ static int
 run(pv_cmd_ctx *ctx, pv_drill_opts *o, bool json)
 {
 	pv_repo    *repo = NULL;
+	pv_lock    *lock = NULL;
 	json_t	   *report = NULL;
 	pv_err		err;
 	char		key[128];
@@ -131,10 +132,12 @@ run(pv_cmd_ctx *ctx, pv_drill_opts *o, bool json)
 	int			rc;
 
 	pv_err_clear(&err);
-	if ((rc = pv_cmd_open_repo(ctx, true, &repo)) != PV_EXIT_OK)
+	/* shared: expire on this host must not remove the backup or its WAL mid-drill */
+	if ((rc = pv_cmd_open_repo_shared(ctx, &repo, &lock)) != PV_EXIT_OK)
 		return rc;
 	if (pv_drill_run(repo, &ctx->cfg, o, &report, &err) != 0)
 	{
+		pv_lock_release(lock);
 		pv_repo_free(repo);
 		return pv_cmd_fail(&err);
 	}
@@ -154,6 +157,7 @@ run(pv_cmd_ctx *ctx, pv_drill_opts *o, bool json)
 	if (!stored)
 		rc = pv_cmd_fail(&err);
 	json_decref(report);
+	pv_lock_release(lock);
 	pv_repo_free(repo);
 	return rc;
 }

@@ -626,14 +626,9 @@ run(pv_cmd_ctx *ctx, restore_args *a)
 
 	pv_err_clear(&err);
 	pv_err_clear(&terr);
-	if ((rc = pv_cmd_open_repo(ctx, true, &repo)) != PV_EXIT_OK)
-		return rc;
 	/* a shared lock: expire/prune must not remove chunks under us */
-	if (pv_lock_take(ctx->cfg.lock_dir, repo->repo_id, "repo", false, &lock, &err) != 0)
-	{
-		pv_repo_free(repo);
-		return pv_cmd_fail(&err);
-	}
+	if ((rc = pv_cmd_open_repo_shared(ctx, &repo, &lock)) != PV_EXIT_OK)
+		return rc;
 	if (pv_restore_plan_build(repo, &a->o, &plan, &err) != 0)
 	{
 		rc = pv_cmd_fail(&err);

@@ -8,6 +8,7 @@
 
 #include "common/parse.h"
 #include "cmd/cmd.h"
+#include "repo/lock.h"
 #include "verify/verify.h"
 
 static const char usage_text[] =
@@ -101,6 +102,7 @@ cmd_verify(pv_cmd_ctx *ctx, int argc, char **argv)
 		{NULL, 0, NULL, 0}
 	};
 	pv_verify_opts vo = {0};
+	pv_lock    *lock = NULL;
 	bool		json = false;
 	bool		ok = false;
 	json_t	   *report = NULL;
@@ -135,10 +137,12 @@ cmd_verify(pv_cmd_ctx *ctx, int argc, char **argv)
 	}
 	if (optind < argc)
 		return pv_cmd_usage_error("verify", "unexpected argument \"%s\"", argv[optind]);
-	if ((rc = pv_cmd_open_repo(ctx, true, &repo)) != PV_EXIT_OK)
+	/* shared: an expire on this host would make backups vanish mid-run */
+	if ((rc = pv_cmd_open_repo_shared(ctx, &repo, &lock)) != PV_EXIT_OK)
 		return rc;
 	if (pv_verify_run(repo, &vo, &report, &ok, &err) != 0)
 	{
+		pv_lock_release(lock);
 		pv_repo_free(repo);
 		return pv_cmd_fail(&err);
 	}
@@ -152,6 +156,7 @@ cmd_verify(pv_cmd_ctx *ctx, int argc, char **argv)
 	else
 		print_human(report);
 	json_decref(report);
+	pv_lock_release(lock);
 	pv_repo_free(repo);
 	return ok ? PV_EXIT_OK : PV_EXIT_VERIFY;
 }

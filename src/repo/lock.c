@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/mem.h"
@@ -20,6 +21,40 @@ struct pv_lock
 	char	   *path;
 };
 
+/*
+ * Open (creating it if needed) a lock file that other users can lock too:
+ * root's restore or drill and the postgres user's backup share the locks of
+ * a repository. flock needs no write access, so a file of another user is
+ * opened read-only (its pid hint is then not rewritten). No O_CREAT on an
+ * existing file: in a sticky directory like /tmp, fs.protected_regular
+ * refuses that for a file of another user.
+ */
+static int
+open_lock_file(const char *path)
+{
+	for (int tries = 0; tries < 10; tries++)
+	{
+		int			fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+
+		if (fd >= 0)
+			return fd;
+		if (errno == EACCES)
+			return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (errno != ENOENT)
+			return -1;
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd >= 0)
+		{
+			(void) fchmod(fd, 0644);	/* whatever the umask: others must open it */
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -1;
+		/* created by another process just now: open that one */
+	}
+	return -1;
+}
+
 int
 pv_lock_take(const char *lock_dir, const char *repo_id, const char *name,
 			 bool exclusive, pv_lock **lock, pv_err *err)
@@ -29,7 +64,7 @@ pv_lock_take(const char *lock_dir, const char *repo_id, const char *name,
 	char		holder[32] = "";
 
 	*lock = NULL;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = open_lock_file(path);
 	if (fd < 0)
 	{
 		pv_err_set(err, PV_E_FAIL, errno, "could not open lock file \"%s\"", path);

@@ -6,7 +6,8 @@
  * from one host, and vanish with the process that held them (no stale
  * locks after a crash or SIGKILL). Names in use:
  *   "backup"  exclusive: one backup at a time
- *   "repo"    shared by backup, exclusive for expire/prune
+ *   "repo"    shared by backup, restore, verify and drill; exclusive for
+ *             expire/prune
  *   "cron-<job>"  one scheduled job at a time
  */
 #ifndef PV_REPO_LOCK_H
