@@ -11,9 +11,8 @@
 
 #include "common/clock.h"
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
+int64_t
+pv_days_from_civil(int64_t y, int m, int d)
 {
 	int64_t		era;
 	int64_t		yoe;
@@ -86,7 +85,7 @@ parse_iso(const char *s, int64_t *out)
 		return -1;				/* a zone designator is required */
 	if (*p != '\0')
 		return -1;
-	*out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
+	*out = pv_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
 	return 0;
 }
 

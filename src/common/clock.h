@@ -26,6 +26,9 @@
 /* PGVAULT_NOW if set (and valid), else time(NULL). */
 extern int64_t pv_now(void);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+extern int64_t pv_days_from_civil(int64_t y, int m, int d);
+
 /* PV_E_USAGE naming the value when PGVAULT_NOW is set but malformed. */
 extern int	pv_now_check(pv_err *err);
 

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "sched/cron.h"
 
 #define SEARCH_YEARS 60			/* Feb 29 on a given weekday recurs within 40 years */
@@ -323,32 +324,17 @@ typedef struct civil
 	int			mi;
 } civil;
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t		era;
-	int64_t		yoe;
-	int64_t		doy;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
-}
-
 /* The civil time read as if it were UTC. */
 static int64_t
 naive_of(const civil *c)
 {
-	return days_from_civil(c->y, c->mo, c->d) * 86400 + c->h * 3600 + c->mi * 60;
+	return pv_days_from_civil(c->y, c->mo, c->d) * 86400 + c->h * 3600 + c->mi * 60;
 }
 
 static int
 weekday(int y, int m, int d)
 {
-	int64_t		days = days_from_civil(y, m, d);
+	int64_t		days = pv_days_from_civil(y, m, d);
 
 	return (int) (((days % 7) + 11) % 7);	/* 1970-01-01 was a Thursday (4) */
 }

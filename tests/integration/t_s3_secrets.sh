@@ -117,6 +117,7 @@ out=$(env -u AWS_SECRET_ACCESS_KEY "$TOOL" -c "$work/pgvault.conf" head argv 2>&
 like "$out" 'error: .*s3_secret_key_file' "a secret key file readable by others is refused"
 [[ $out != *"$secret"* ]]
 ok $? "... and the refusal does not show the secret"
+chmod 600 "$work/s3.secret"		# back to a secret file (the secrets grep flags a readable one)
 
 fault_clear
 done_testing
