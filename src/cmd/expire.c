@@ -66,6 +66,8 @@ print_summary(const pv_expire_result *r, bool dry)
 					   (unsigned long long) r->packs_unreadable, r->packs_unreadable == 1 ? "" : "s",
 					   r->packs_unreadable == 1 ? "was" : "were");
 	printf("%s %s\n", dry ? "would free about" : "freed:", pv_format_size(r->bytes_freed, a, sizeof(a)));
+	if (r->temp_removed > 0)
+		printf("temporary files of interrupted writers removed: %llu\n", (unsigned long long) r->temp_removed);
 }
 
 int

@@ -16,6 +16,8 @@
 #include "repo/pack.h"
 #include "sched/prune.h"
 
+#define TEMP_MAX_AGE_S (24 * 3600)	/* a temp file untouched this long has no writer */
+
 /* entries per new index object: 64 MiB of plaintext (readers allow 1 GiB) */
 #define INDEX_PART ((size_t) 1 << 20)
 
@@ -698,6 +700,13 @@ pv_expire_run(pv_repo *repo, const pv_config *cfg, const pv_expire_opts *opts,
 		if (st.prune && (repack(&st, err) != 0 || rewrite_index(&st, err) != 0 || delete_packs(&st, err) != 0))
 			goto out;
 		result->bytes_freed = sat_sub(st.removed_bytes, result->packs_written_bytes);
+		/*
+		 * Temp files of writers killed mid-write (local repositories): no
+		 * writer leaves its file untouched for a day. The real clock, not
+		 * pv_now(): this is about files' real modification times.
+		 */
+		if (pv_storage_sweep_temp(repo->storage, (int64_t) time(NULL) - TEMP_MAX_AGE_S, &result->temp_removed, err) != 0)
+			goto out;
 	}
 	rc = 0;
 out:

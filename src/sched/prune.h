@@ -63,6 +63,7 @@ typedef struct pv_expire_result
 	uint64_t	packs_young;	/* skipped: newer than the grace period */
 	uint64_t	packs_unreadable;	/* skipped: header did not authenticate (verify says more) */
 	uint64_t	bytes_freed;	/* net: removed minus written (estimated by --dry-run) */
+	uint64_t	temp_removed;	/* temp files of killed writers, older than a day */
 } pv_expire_result;
 
 /*

@@ -410,9 +410,88 @@ posix_free(pv_storage *st)
 	free(ps);
 }
 
+/* ------------------------------------------------------------ sweep */
+
+/* Is name a writer's temp file, ".<object>.tmp.<pid>.<8 hex>"? */
+static bool
+is_temp_name(const char *name)
+{
+	const char *t = NULL;
+	const char *p;
+	size_t		n;
+
+	if (name[0] != '.')
+		return false;
+	for (p = strstr(name, ".tmp."); p != NULL; p = strstr(p + 1, ".tmp."))
+		t = p;
+	if (t == NULL || t == name)
+		return false;
+	p = t + 5;
+	for (n = 0; p[n] >= '0' && p[n] <= '9'; n++)
+		;
+	if (n == 0 || p[n] != '.')
+		return false;
+	p += n + 1;
+	return strlen(p) == 8 && strspn(p, "0123456789abcdef") == 8;
+}
+
+/* Walk dirfd (not following links, at most depth levels) removing old temp files. */
+static int
+sweep_dir(int dirfd, const char *path, int depth, int64_t older_than, uint64_t *removed, pv_err *err)
+{
+	DIR		   *d = fdopendir(dirfd);
+	struct dirent *e;
+	int			rc = 0;
+
+	if (d == NULL)
+	{
+		close(dirfd);
+		return pv_err_set(err, PV_E_FAIL, errno, "could not read directory \"%s\"", path);
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL)
+	{
+		struct stat sb;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;			/* gone meanwhile */
+		if (S_ISDIR(sb.st_mode) && depth > 0 && e->d_name[0] != '.')
+		{
+			char	   *sub = pv_asprintf("%s/%s", path, e->d_name);
+			int			fd = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (fd >= 0)
+				rc = sweep_dir(fd, sub, depth - 1, older_than, removed, err);
+			free(sub);
+		}
+		else if (S_ISREG(sb.st_mode) && is_temp_name(e->d_name) && (int64_t) sb.st_mtime < older_than)
+		{
+			if (unlinkat(dirfd, e->d_name, 0) == 0)
+				(*removed)++;
+			else if (errno != ENOENT)
+				rc = pv_err_set(err, PV_E_FAIL, errno, "could not remove \"%s/%s\"", path, e->d_name);
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+static int
+posix_sweep_temp(pv_storage *st, int64_t older_than, uint64_t *removed, pv_err *err)
+{
+	posix_storage *ps = (posix_storage *) st;
+	int			fd = open(ps->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return pv_err_set(err, PV_E_FAIL, errno, "could not open directory \"%s\"", ps->root);
+	/* keys are at most a few levels deep (packs/ab/<id>, wal/<16 hex>/<name>) */
+	return sweep_dir(fd, ps->root, 8, older_than, removed, err);
+}
+
 static const pv_storage_ops posix_ops = {
 	"local", posix_open_write, posix_read, posix_head, posix_list,
-	posix_remove, posix_remove_many, posix_location, posix_free
+	posix_remove, posix_remove_many, posix_location, posix_free, posix_sweep_temp
 };
 
 pv_storage *

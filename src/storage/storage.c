@@ -92,6 +92,15 @@ pv_storage_remove_many(pv_storage *st, const char *const *keys, size_t n, pv_err
 	return st->ops->remove_many(st, keys, n, err);
 }
 
+int
+pv_storage_sweep_temp(pv_storage *st, int64_t older_than, uint64_t *removed, pv_err *err)
+{
+	*removed = 0;
+	if (st->ops->sweep_temp == NULL)
+		return 0;
+	return st->ops->sweep_temp(st, older_than, removed, err);
+}
+
 const char *
 pv_storage_location(pv_storage *st)
 {

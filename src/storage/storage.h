@@ -74,6 +74,8 @@ typedef struct pv_storage_ops
 	/* Human-readable location: "/var/lib/pgvault/repo", "s3://bucket/prefix". */
 	const char *(*location) (pv_storage *st);
 	void		(*free) (pv_storage *st);
+	/* optional: remove temp files of writers that died (see pv_storage_sweep_temp) */
+	int			(*sweep_temp) (pv_storage *st, int64_t older_than, uint64_t *removed, pv_err *err);
 } pv_storage_ops;
 
 struct pv_storage
@@ -83,6 +85,14 @@ struct pv_storage
 
 /* -1 with a message naming the key when it is not a valid key. */
 extern int	pv_storage_key_check(const char *key, pv_err *err);
+
+/*
+ * Remove what writers killed mid-write left behind: temp files last
+ * modified before older_than (Unix seconds). The local driver's
+ * ".<name>.tmp.<pid>.<rand>" files; a no-op for drivers without such files.
+ * *removed counts them.
+ */
+extern int	pv_storage_sweep_temp(pv_storage *st, int64_t older_than, uint64_t *removed, pv_err *err);
 
 /* Dispatchers (they validate keys, then call the driver). */
 extern pv_stream *pv_storage_open_write(pv_storage *st, const char *key, uint64_t size_hint, pv_err *err);
