@@ -16,9 +16,12 @@ chmod 644 "$conf"
 pvpg() { as_pg "$PGVAULT" -c "$conf" "$@"; }
 run_ok "init" pvpg init --generate-keyfile "$d/key"
 
-# archive_command: wal-push in the background, SIGKILLed after 0-199 ms on
-# about half of the first two attempts for each file (PostgreSQL waits a
-# minute after three failures in a row; two keep the test short)
+# archive_command: wal-push in the background, SIGKILLed on about half of
+# the first two attempts for each file (PostgreSQL waits a minute after three
+# failures in a row; two keep the test short), after 0-9 ms or 0-199 ms: a
+# push of a mostly empty switched segment takes only ~15 ms, so the short
+# delays make sure kills land while pushes run, the long ones reach the end
+# of longer pushes
 cat >"$d/killer.sh" <<EOF
 #!/bin/bash
 name=\$(basename "\$1")
@@ -28,7 +31,8 @@ echo \$n >"\$count"
 "$PGVAULT" -c "$conf" wal-push "\$1" &
 pid=\$!
 if [ \$n -le 2 ] && [ \$((RANDOM % 2)) -eq 0 ]; then
-	sleep "0.\$(printf '%03d' \$((RANDOM % 200)))"
+	if [ \$((RANDOM % 2)) -eq 0 ]; then ms=\$((RANDOM % 10)); else ms=\$((RANDOM % 200)); fi
+	sleep "0.\$(printf '%03d' \$ms)"
 	kill -KILL \$pid 2>/dev/null
 fi
 wait \$pid
