@@ -93,6 +93,7 @@ static const key_def keys[] = {
 	{"backup", "transport_compression", T_ENUM, OFF(backup_transport_compression), "auto", 0, 0, transport_modes},
 
 	{"wal", "async", T_BOOL, OFF(wal_async), "off", 0, 0, NULL},
+	{"wal", "compression_level", T_INT, OFF(wal_compression_level), "1", 1, 19, NULL},
 	{"wal", "async_jobs", T_INT, OFF(wal_async_jobs), "2", 1, 32, NULL},
 	{"wal", "async_max_files", T_INT, OFF(wal_async_max_files), "32", 1, 1024, NULL},
 	{"wal", "spool_dir", T_STRING, OFF(wal_spool_dir), NULL, 0, 0, NULL},

@@ -75,6 +75,7 @@ typedef struct pv_config
 
 	/* [wal] */
 	bool		wal_async;
+	int64_t		wal_compression_level;
 	int64_t		wal_async_jobs;
 	int64_t		wal_async_max_files;
 	char	   *wal_spool_dir;

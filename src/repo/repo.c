@@ -41,6 +41,7 @@ repo_alloc(const pv_config *cfg, pv_storage *st)
 
 	r->storage = st;
 	r->compression_level = (int) cfg->compression_level;
+	r->wal_compression_level = (int) cfg->wal_compression_level;
 	return r;
 }
 

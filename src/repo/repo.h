@@ -33,6 +33,7 @@ typedef struct pv_repo
 	char		created_by[64];
 	uint64_t	chunk_size;
 	int			compression_level;	/* from the configuration, for writers */
+	int			wal_compression_level;	/* [wal] compression_level, for wal-push */
 } pv_repo;
 
 /* The storage driver the configuration names (local or s3). */

@@ -244,7 +244,7 @@ store_object(pv_repo *repo, const wal_file *f, const char *key, int threads, siz
 	one_pass = n <= window;
 	memset(&j, 0, sizeof(j));
 	j.f = f;
-	j.level = repo->compression_level;
+	j.level = repo->wal_compression_level > 0 ? repo->wal_compression_level : repo->compression_level;
 	j.hashes = pv_calloc(n ? n : 1, PV_WAL_HASH_LEN);
 	j.out = pv_calloc(window, sizeof(piece_out));
 	j.bufs = pv_calloc((size_t) threads, sizeof(uint8_t *));

@@ -617,6 +617,68 @@ START_TEST(test_push_fetch)
 }
 END_TEST
 
+/*
+ * [wal] compression_level (default 1) is what wal-push uses, not [repo]
+ * compression_level: the same text-like segment stored at level 1 and at
+ * level 19 gives objects of different sizes, and both read back.
+ */
+START_TEST(test_wal_level)
+{
+	env			e;
+	pv_wal_push_result r;
+	pv_err		err;
+	char	   *seg;
+	uint8_t    *buf;
+	size_t		len = MIB;
+	struct stat st1;
+	struct stat st19;
+	char	   *obj;
+	pv_config	def;
+
+	pv_config_init(&def);
+	ck_assert_int_eq(def.wal_compression_level, 1);
+	pv_config_free(&def);
+
+	env_init(&e);
+	ck_assert_int_eq(e.repo->wal_compression_level, 1);
+	ck_assert_int_eq(e.repo->compression_level, 3);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const char *name = pass == 0 ? "000000010000000000000005" : "000000010000000000000006";
+		size_t		off = PV_WAL_LONG_HEADER_LEN;
+		uint32_t	x = 12345;
+
+		seg = make_segment(e.pg_wal, name, (uint32_t) len, 99, 1);
+		buf = pv_malloc(len);
+		{
+			int			fd = open(seg, O_RDONLY);
+
+			ck_assert_int_eq((int) pread(fd, buf, len, 0), (int) len);
+			close(fd);
+		}
+		/* rows of words: structure that level 19 finds and level 1 does not all find */
+		while (off + 64 < len)
+		{
+			x = x * 1103515245u + 12345u;
+			off += (size_t) snprintf((char *) buf + off, 64, "row %u account %u balance %u; ",
+									 (x >> 8) % 100000u, (x >> 4) % 977u, x % 50021u);
+		}
+		tu_write_file(seg, buf, len, 0600);
+		free(buf);
+		e.repo->wal_compression_level = pass == 0 ? 1 : 19;
+		ck_assert_msg(push(&e, seg, &r, &err) == 0, "%s", err.msg);
+		check_round_trip(&e, seg, name);
+		obj = pv_asprintf("%s/repo/%s", e.dir, r.key);
+		ck_assert_int_eq(stat(obj, pass == 0 ? &st1 : &st19), 0);
+		free(obj);
+		free(seg);
+	}
+	ck_assert_msg(st19.st_size < st1.st_size, "level 19 object %lld bytes, level 1 %lld bytes",
+				  (long long) st19.st_size, (long long) st1.st_size);
+	env_free(&e);
+}
+END_TEST
+
 START_TEST(test_system_identifier)
 {
 	env			e;
@@ -998,6 +1060,7 @@ suite_wal(void)
 	tcase_add_test(tc, test_hash_vectors);
 	tcase_add_test(tc, test_objhdr_decode);
 	tcase_add_test(tc, test_push_fetch);
+	tcase_add_test(tc, test_wal_level);
 	tcase_add_test(tc, test_system_identifier);
 	tcase_add_test(tc, test_markers_ready);
 	tcase_add_test(tc, test_push_async);
