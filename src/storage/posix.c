@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "common/crash.h"
 #include "common/fsutil.h"
 #include "storage/storage.h"
 
@@ -42,6 +43,7 @@ typedef struct posix_writer
 	pv_stream	base;
 	char	   *path;
 	char	   *tmp;
+	char	   *key;			/* for crash points */
 	int			fd;
 	bool		done;
 } posix_writer;
@@ -70,10 +72,14 @@ pw_finish(pv_stream *s, pv_err *err)
 	}
 	if (close(fd) != 0)
 		return pv_err_set(err, PV_E_FAIL, errno, "could not close file \"%s\"", w->tmp);
+	pv_crash_point("put-commit", w->key);
 	if (rename(w->tmp, w->path) != 0)
 		return pv_err_set(err, PV_E_FAIL, errno, "could not rename \"%s\" to \"%s\"", w->tmp, w->path);
 	w->done = true;
-	return pv_fsync_parent(w->path, err);
+	if (pv_fsync_parent(w->path, err) != 0)
+		return -1;
+	pv_crash_point("put-done", w->key);
+	return 0;
 }
 
 static void
@@ -87,6 +93,7 @@ pw_free(pv_stream *s)
 		unlink(w->tmp);
 	free(w->path);
 	free(w->tmp);
+	free(w->key);
 	free(w);
 }
 
@@ -132,9 +139,11 @@ posix_open_write(pv_storage *st, const char *key, uint64_t size_hint, pv_err *er
 	char	   *slash;
 	char	   *dir;
 
+	pv_crash_point("put-open", key);
 	if (make_parents(ps, key, err) != 0)
 		return NULL;
 	w = pv_calloc(1, sizeof(*w));
+	w->key = pv_strdup(key);
 	w->base.ops = &pw_ops;
 	w->path = full_path(ps, key);
 	dir = pv_strdup(w->path);
@@ -148,6 +157,7 @@ posix_open_write(pv_storage *st, const char *key, uint64_t size_hint, pv_err *er
 		pv_err_set(err, errno == ENOSPC ? PV_E_FAIL : PV_E_FAIL, errno, "could not create file \"%s\"", w->tmp);
 		free(w->path);
 		free(w->tmp);
+		free(w->key);
 		free(w);
 		return NULL;
 	}
@@ -375,6 +385,7 @@ posix_remove(pv_storage *st, const char *key, pv_err *err)
 	char	   *path = full_path(ps, key);
 	int			rc = 0;
 
+	pv_crash_point("remove", key);
 	if (unlink(path) != 0)
 	{
 		if (errno != ENOENT)

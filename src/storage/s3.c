@@ -34,6 +34,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "common/crash.h"
 #include "common/dynlib.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -1152,10 +1153,12 @@ static int
 s3_remove(pv_storage *st, const char *key, pv_err *err)
 {
 	s3_storage *s3 = (s3_storage *) st;
-	char	   *obj = object_name(s3, key);
+	char	   *obj;
 	s3_req		r;
 	int			rc;
 
+	pv_crash_point("remove", key);
+	obj = object_name(s3, key);
 	memset(&r, 0, sizeof(r));
 	r.op = "DeleteObject";
 	r.method = "DELETE";
@@ -1185,6 +1188,7 @@ delete_batch(s3_storage *s3, const char *const *keys, size_t n, pv_err *err)
 	s3_req		r;
 	int			rc;
 
+	pv_crash_point("remove", keys[0]);
 	for (size_t i = 0; i < n; i++)
 		full[i] = object_name(s3, keys[i]);
 	body = pv_s3_xml_delete_body((const char *const *) full, n, true);
@@ -1329,6 +1333,7 @@ upload_part(s3_writer *w, s3_part *p, char **etag, pv_err *err)
 	s3_req		r;
 	int			rc;
 
+	pv_crash_point("s3-part", w->key);
 	pv_s3_hash_body(p->data, p->len, sha, md5);
 	pv_s3_md5_base64(md5, md5b64);
 	snprintf(number, sizeof(number), "%d", p->number);
@@ -1427,6 +1432,7 @@ multipart_start(s3_writer *w, pv_err *err)
 	if (rc != 0)
 		return -1;
 	pv_log_debug("S3 multipart upload of \"%s\" started (upload id %s)", w->key, w->upload_id);
+	pv_crash_point("s3-multipart-started", w->key);
 	w->threads = pv_calloc((size_t) s3->concurrency, sizeof(pthread_t));
 	for (int i = 0; i < s3->concurrency; i++)
 	{
@@ -1612,6 +1618,7 @@ put_single(s3_writer *w, pv_err *err)
 	s3_req		r;
 	int			rc;
 
+	pv_crash_point("put-commit", w->key);
 	pv_s3_hash_body(data, len, sha, md5);
 	pv_s3_md5_base64(md5, md5b64);
 	memset(&r, 0, sizeof(r));
@@ -1719,15 +1726,20 @@ sw_finish(pv_stream *s, pv_err *err)
 		if (put_single(w, err) != 0)
 			goto fail;
 		w->done = true;
+		pv_crash_point("put-done", w->key);
 		return 0;
 	}
 	if (w->cur != NULL && w->cur->len > 0 && submit_part(w, err) != 0)
 		goto fail;
 	stop_workers(w, false);
-	if (check_failed(w, err) != 0 || multipart_complete(w, err) != 0)
+	if (check_failed(w, err) != 0)
+		goto fail;
+	pv_crash_point("put-commit", w->key);
+	if (multipart_complete(w, err) != 0)
 		goto fail;
 	pv_log_debug("S3 multipart upload of \"%s\" complete (%d parts)", w->key, w->nparts);
 	w->done = true;
+	pv_crash_point("put-done", w->key);
 	return 0;
 fail:
 	w->broken = true;
@@ -1794,8 +1806,10 @@ static pv_stream *
 s3_open_write(pv_storage *st, const char *key, uint64_t size_hint, pv_err *err)
 {
 	s3_storage *s3 = (s3_storage *) st;
-	s3_writer  *w = pv_calloc(1, sizeof(*w));
+	s3_writer  *w;
 
+	pv_crash_point("put-open", key);
+	w = pv_calloc(1, sizeof(*w));
 	w->base.ops = &sw_ops;
 	w->s3 = s3;
 	w->key = pv_strdup(key);

@@ -11,9 +11,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/crash.h"
 #include "common/dynlib.h"
 #include "common/err.h"
 #include "common/exitcode.h"
@@ -234,6 +237,86 @@ START_TEST(test_dynlib)
 }
 END_TEST
 
+
+/*
+ * Crash points (common/crash.h): in a child, since the settings are read
+ * once and a hit SIGKILLs the process. Returns the child's wait status; the
+ * trace file gets the names passed.
+ */
+static int
+crash_child(const char *at, const char *trace)
+{
+	pid_t		pid = fork();
+	int			st;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+	{
+		if (at != NULL)
+			setenv("PGVAULT_CRASH_AT", at, 1);
+		else
+			unsetenv("PGVAULT_CRASH_AT");
+		setenv("PGVAULT_CRASH_TRACE", trace, 1);
+		pv_crash_point("put-open", "packs/ab/abcd");
+		pv_crash_point("put-commit", "packs/ab/abcd");
+		pv_crash_point("put-open", "backups/x/manifest");
+		pv_crash_point("restore-file", NULL);
+		pv_crash_point("put-open", "index");
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+static void
+check_crash(const char *at, int killed_after, const char *trace)
+{
+	char	   *want[] = {"put-open:packs", "put-commit:packs", "put-open:backups", "restore-file", "put-open:index"};
+	pv_buf		b;
+	pv_err		err;
+	int			st;
+	pv_buf		exp;
+
+	unlink(trace);
+	st = crash_child(at, trace);
+	if (killed_after == 0)
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "PGVAULT_CRASH_AT=%s: not a clean exit", at ? at : "");
+	else
+		ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "PGVAULT_CRASH_AT=%s: not killed", at);
+	pv_buf_init(&exp);
+	for (int i = 0; i < (killed_after ? killed_after : 5); i++)
+		pv_buf_printf(&exp, "%s\n", want[i]);
+	pv_buf_init(&b);
+	ck_assert_int_eq(pv_read_file(trace, 4096, &b, &err), 0);
+	ck_assert_msg(b.len == exp.len && memcmp(b.data, exp.data, b.len) == 0,
+				  "PGVAULT_CRASH_AT=%s: trace\n%s", at ? at : "", (char *) b.data);
+	pv_buf_free(&b);
+	pv_buf_free(&exp);
+}
+
+START_TEST(test_crash_points)
+{
+	char	   *dir = tu_tempdir();
+	char	   *trace = pv_asprintf("%s/trace", dir);
+
+	check_crash(NULL, 0, trace);				/* trace only */
+	check_crash("3", 3, trace);					/* the 3rd point passed */
+	check_crash("put-commit:packs", 2, trace);	/* the first of that name */
+	check_crash("put-open:index#1", 5, trace);
+	check_crash("put-open:packs#2", 0, trace);	/* passed only once: no kill */
+	check_crash("restore-file", 4, trace);
+	check_crash("99", 0, trace);
+	{
+		int			st = crash_child("put-open#two", trace);
+
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "an invalid PGVAULT_CRASH_AT is an error");
+	}
+	free(trace);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 Suite *
 suite_common(void)
 {
@@ -242,6 +325,7 @@ suite_common(void)
 
 	tcase_add_test(tc, test_err_exit_codes);
 	tcase_add_test(tc, test_dynlib);
+	tcase_add_test(tc, test_crash_points);
 	tcase_add_test(tc, test_parse_size);
 	tcase_add_test(tc, test_parse_duration);
 	tcase_add_test(tc, test_parse_bool_int_hex);
