@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/crash.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "restore/restore_int.h"
@@ -159,6 +160,8 @@ finish_file(wctx *c, wfile *wf, pv_err *err)
 	if (close(wf->fd) != 0 && rc == 0)
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not close file \"%s\"", path);
 	wf->fd = -1;
+	if (rc == 0)
+		pv_crash_point("restore-file", NULL);
 	if (rc == 0)
 	{
 		if (!wf->existed)
@@ -483,8 +486,8 @@ run_fits(const wctx *c, const wjob *job, const pv_chunk_loc *loc)
 
 	if (job->n == RUN_MAX_CHUNKS)
 		return false;
-	if (c->opts->delta)
-		return true;			/* fetched one by one */
+	if (job->wf->existed)
+		return true;			/* --delta on an existing file: fetched one by one */
 	if (memcmp(job->items[0].loc.pack, loc->pack, PV_PACK_ID_LEN) != 0)
 		return false;
 	lo = loc->offset < job->span_off ? loc->offset : job->span_off;
@@ -563,8 +566,12 @@ produce(wctx *c, wfile *wfiles, pv_err *err)
 		const pv_manifest_file *f = &m->files[i];
 		wfile	   *wf;
 		size_t		todo = 0;
+		bool		control;
 
 		if (f->type != PV_FILE_REGULAR)
+			continue;
+		control = f->tablespace == 0 && strcmp(f->path, PV_CONTROL_PATH) == 0;
+		if (control != (c->pass == PV_PASS_CONTROL))
 			continue;
 		wf = &wfiles[k++];
 		if (open_file(c, &dc, f, wf, err) != 0)
@@ -627,9 +634,12 @@ pv_restore_write_files(wctx *c, pv_err *err)
 	free(c->threads);
 	pv_queue_destroy(&c->q);
 	pthread_mutex_destroy(&c->mu);
-	progress(c, true);
-	if (c->opts->progress)
-		pv_progress_done();
+	if (c->pass != PV_PASS_CONTROL)
+	{
+		progress(c, true);
+		if (c->opts->progress)
+			pv_progress_done();
+	}
 	if (atomic_load(&c->failed))
 	{
 		*err = c->err;

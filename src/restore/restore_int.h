@@ -73,6 +73,16 @@ typedef struct wfile
 } wfile;
 
 /* The state of one pv_restore_execute (write.c, chunks.c). */
+/*
+ * global/pg_control is written last, after every other file and directory
+ * is durable: a restore interrupted at any point leaves a directory that
+ * PostgreSQL refuses to start (no pg_control) instead of one it would start
+ * with files missing.
+ */
+#define PV_PASS_ALL_BUT_CONTROL 0
+#define PV_PASS_CONTROL 1
+#define PV_CONTROL_PATH "global/pg_control"
+
 typedef struct wctx
 {
 	pv_repo    *repo;
@@ -85,6 +95,7 @@ typedef struct wctx
 	uint8_t    *zeros;
 	int			rootfd;
 	int		   *tsfd;			/* parallel to plan->ts */
+	int			pass;			/* PV_PASS_*: which files pv_restore_write_files writes */
 
 	/* the worker pool (chunks.c) */
 	pv_queue	q;

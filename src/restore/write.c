@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/crash.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -517,6 +518,7 @@ write_root_file(wctx *c, const char *name, const void *data, size_t len, pv_err 
 	snprintf(path, sizeof(path), "%s/%s", c->opts->target_dir, name);
 	(void) unlinkat(c->rootfd, tmp, 0);
 	fd = openat(c->rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	pv_crash_point("restore-root", name);
 	if (fd < 0)
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not create \"%s\"", path);
 	else
@@ -646,6 +648,13 @@ open_roots(wctx *c, pv_err *err)
 	c->rootfd = open(o->target_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->rootfd < 0)
 		return pv_err_set(err, PV_E_FAIL, errno, "could not open the target directory \"%s\"", o->target_dir);
+	/*
+	 * The roots get their owner now, not only at the end: after a restore
+	 * that was interrupted, running it again (--delta) picks the same owner
+	 * from the target directory.
+	 */
+	if (o->set_owner && fchown(c->rootfd, o->uid, o->gid) != 0)
+		return pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", o->target_dir);
 	for (size_t i = 0; i < c->plan->nts; i++)
 	{
 		if (pv_mkdir_p(c->plan->ts[i].dir, 0700, err) != 0)
@@ -653,8 +662,56 @@ open_roots(wctx *c, pv_err *err)
 		c->tsfd[i] = open(c->plan->ts[i].dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (c->tsfd[i] < 0)
 			return pv_err_set(err, PV_E_FAIL, errno, "could not open tablespace directory \"%s\"", c->plan->ts[i].dir);
+		if (o->set_owner && fchown(c->tsfd[i], o->uid, o->gid) != 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", c->plan->ts[i].dir);
 	}
 	return 0;
+}
+
+/*
+ * Remove global/pg_control (--delta) before anything else changes, and make
+ * the removal durable: from here until the restore's last step the
+ * directory cannot be started.
+ */
+static int
+remove_control(wctx *c, pv_err *err)
+{
+	int			gfd = openat(c->rootfd, "global", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	uint64_t	removed = 0;
+	char		what[2048];
+	int			rc = 0;
+
+	if (gfd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 :
+			pv_err_set(err, PV_E_FAIL, errno, "could not open \"%s/global\"", c->opts->target_dir);
+	snprintf(what, sizeof(what), "%s/" PV_CONTROL_PATH, c->opts->target_dir);
+	/* whatever is there: a file, or a link or directory the type check would replace */
+	if (pv_restore_remove_any_at(gfd, "pg_control", &removed, what, err) != 0)
+		rc = -1;
+	else if (fsync(gfd) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync \"%s/global\"", c->opts->target_dir);
+	close(gfd);
+	return rc;
+}
+
+/* The last step: pg_control, then its directory entry made durable. */
+static int
+write_control(wctx *c, pv_err *err)
+{
+	int			gfd;
+	int			rc;
+
+	c->pass = PV_PASS_CONTROL;
+	rc = pv_restore_write_files(c, err);
+	if (rc != 0)
+		return -1;
+	gfd = openat(c->rootfd, "global", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (gfd < 0)
+		return errno == ENOENT ? 0 : pv_err_set(err, PV_E_FAIL, errno, "could not open \"%s/global\"", c->opts->target_dir);
+	if (fsync(gfd) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync \"%s/global\"", c->opts->target_dir);
+	close(gfd);
+	return rc;
 }
 
 static int
@@ -667,6 +724,8 @@ run_steps(wctx *c, pv_pathmap *pm, pv_err *err)
 	if (open_roots(c, err) != 0)
 		rc = -1;
 	if (rc == 0 && c->opts->delta)
+		rc = remove_control(c, err);
+	if (rc == 0 && c->opts->delta)
 	{
 		rc = prune(c, c->rootfd, 0, "", pm, err);
 		for (size_t i = 0; rc == 0 && i < c->plan->nts; i++)
@@ -676,12 +735,26 @@ run_steps(wctx *c, pv_pathmap *pm, pv_err *err)
 		rc = make_dir(c, &dirs[i], err);
 	if (rc == 0)
 		rc = make_links(c, pm, err);
+	c->pass = PV_PASS_ALL_BUT_CONTROL;
 	if (rc == 0)
 		rc = pv_restore_write_files(c, err);
 	if (rc == 0)
+	{
+		pv_crash_point("restore-recovery", NULL);
 		rc = write_recovery(c, err);
+	}
 	if (rc == 0)
+	{
+		pv_crash_point("restore-dirs", NULL);
 		rc = finish_dirs(c, dirs, n, err);
+	}
+	if (rc == 0)
+	{
+		pv_crash_point("restore-control", NULL);
+		rc = write_control(c, err);
+	}
+	if (rc == 0)
+		pv_crash_point("restore-done", NULL);
 	pv_pathdirs_free(dirs, n);
 	return rc;
 }
