@@ -351,8 +351,9 @@ _lib_on_exit() {
 	exit "$status"
 }
 trap _lib_on_exit EXIT
-trap 'diag "interrupted (SIGINT)"; cleanup; exit 130' INT
-trap 'diag "terminated (SIGTERM)"; cleanup; exit 143' TERM
+# a second signal must not cut the cleanup short (it would leave servers running)
+trap 'trap "" INT TERM; diag "interrupted (SIGINT)"; cleanup; exit 130' INT
+trap 'trap "" INT TERM; diag "terminated (SIGTERM)"; cleanup; exit 143' TERM
 
 # ------------------------------------------------------- temp dirs, ports --
 
