@@ -1,6 +1,6 @@
 #!/bin/bash
 # t_backup_crash.sh - crash matrix of `pgvault backup` on a local repository
-# with a real PostgreSQL 15: PGVAULT_CRASH_POINTS (default 20; scripts/test
+# with a real PostgreSQL 15: PGVAULT_CRASH_POINTS (default 10; scripts/test
 # --long sets more) SIGKILLs at delays spread evenly over the measured
 # duration of a backup, each while the data changes. After every kill: the
 # killed backup is not listed (unless it completed before the kill), and
@@ -15,7 +15,7 @@ need_cmd "$PG_BINDIR/pg_verifybackup" postgresql-15
 need_cmd jq jq
 need_cmd pgrep procps
 
-points=${PGVAULT_CRASH_POINTS:-20}
+points=${PGVAULT_CRASH_POINTS:-10}
 d=$(mktemp_dir --pg) || fail_now "no temp dir"
 head -c 32 /dev/urandom >"$d/key"
 chmod 600 "$d/key"
