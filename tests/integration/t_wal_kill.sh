@@ -19,18 +19,23 @@ run_ok "init" pvpg init --generate-keyfile "$d/key"
 # archive_command: wal-push in the background, SIGKILLed on about half of
 # the first two attempts for each file (PostgreSQL waits a minute after three
 # failures in a row; two keep the test short), after 0-9 ms or 0-199 ms: a
-# push of a mostly empty switched segment takes only ~15 ms, so the short
+# push of a mostly empty switched segment takes only ~10 ms, so the short
 # delays make sure kills land while pushes run, the long ones reach the end
-# of longer pushes
+# of longer pushes. The first attempt of every fourth file is killed at once
+# (during start-up), so that every round has kills however fast pushes get.
 cat >"$d/killer.sh" <<EOF
 #!/bin/bash
 name=\$(basename "\$1")
 count=$d/attempts/\$name
 n=\$(( \$(cat "\$count" 2>/dev/null || echo 0) + 1 ))
 echo \$n >"\$count"
+[ \$n -eq 1 ] && echo "\$name" >>"$d/attempts/.files"
+files=\$(wc -l <"$d/attempts/.files")
 "$PGVAULT" -c "$conf" wal-push "\$1" &
 pid=\$!
-if [ \$n -le 2 ] && [ \$((RANDOM % 2)) -eq 0 ]; then
+if [ \$n -eq 1 ] && [ \$((files % 4)) -eq 1 ]; then
+	kill -KILL \$pid 2>/dev/null
+elif [ \$n -le 2 ] && [ \$((RANDOM % 2)) -eq 0 ]; then
 	if [ \$((RANDOM % 2)) -eq 0 ]; then ms=\$((RANDOM % 10)); else ms=\$((RANDOM % 200)); fi
 	sleep "0.\$(printf '%03d' \$ms)"
 	kill -KILL \$pid 2>/dev/null
@@ -102,7 +107,7 @@ check_archive "synchronous"
 # the same with asynchronous push: markers must only ever follow stored objects
 sed -i 's/^async = off/async = on/' "$conf"
 : >"$d/kills"
-rm -f "$d/attempts"/*
+rm -f "$d/attempts"/* "$d/attempts/.files"
 workload_round "asynchronous"
 kills=$(wc -l <"$d/kills")
 ok $((kills > 0 ? 0 : 1)) "asynchronous: wal-push was killed $kills times"
