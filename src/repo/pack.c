@@ -267,6 +267,14 @@ out:
 }
 
 int
+pv_chunk_loc_check(const pv_chunk_loc *loc, pv_err *err)
+{
+	if (loc->plain_len > MAX_CHUNK_PLAIN || loc->length > MAX_CHUNK_PLAIN + 1024)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk location has an invalid size");
+	return 0;
+}
+
+int
 pv_chunk_fetch(pv_repo *repo, const uint8_t id[32], const pv_chunk_loc *loc, pv_buf *out, pv_err *err)
 {
 	char		key[64];
@@ -274,8 +282,8 @@ pv_chunk_fetch(pv_repo *repo, const uint8_t id[32], const pv_chunk_loc *loc, pv_
 	pv_stream  *sink;
 	int			rc;
 
-	if (loc->plain_len > MAX_CHUNK_PLAIN || loc->length > MAX_CHUNK_PLAIN + 1024)
-		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk location has an invalid size");
+	if (pv_chunk_loc_check(loc, err) != 0)
+		return -1;
 	pv_pack_key(loc->pack, key, sizeof(key));
 	pv_buf_init(&rec);
 	pv_buf_reserve(&rec, loc->length);

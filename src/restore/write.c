@@ -668,6 +668,22 @@ open_roots(wctx *c, pv_err *err)
 	return 0;
 }
 
+/* fsync the target's global/ (a missing one is fine: nothing to make durable) */
+static int
+fsync_global(wctx *c, pv_err *err)
+{
+	int			gfd = openat(c->rootfd, "global", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int			rc = 0;
+
+	if (gfd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 :
+			pv_err_set(err, PV_E_FAIL, errno, "could not open \"%s/global\"", c->opts->target_dir);
+	if (fsync(gfd) != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync \"%s/global\"", c->opts->target_dir);
+	close(gfd);
+	return rc;
+}
+
 /*
  * Remove global/pg_control (--delta) before anything else changes, and make
  * the removal durable: from here until the restore's last step the
@@ -688,30 +704,18 @@ remove_control(wctx *c, pv_err *err)
 	/* whatever is there: a file, or a link or directory the type check would replace */
 	if (pv_restore_remove_any_at(gfd, "pg_control", &removed, what, err) != 0)
 		rc = -1;
-	else if (fsync(gfd) != 0)
-		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync \"%s/global\"", c->opts->target_dir);
 	close(gfd);
-	return rc;
+	return rc == 0 ? fsync_global(c, err) : rc;
 }
 
 /* The last step: pg_control, then its directory entry made durable. */
 static int
 write_control(wctx *c, pv_err *err)
 {
-	int			gfd;
-	int			rc;
-
 	c->pass = PV_PASS_CONTROL;
-	rc = pv_restore_write_files(c, err);
-	if (rc != 0)
+	if (pv_restore_write_files(c, err) != 0)
 		return -1;
-	gfd = openat(c->rootfd, "global", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (gfd < 0)
-		return errno == ENOENT ? 0 : pv_err_set(err, PV_E_FAIL, errno, "could not open \"%s/global\"", c->opts->target_dir);
-	if (fsync(gfd) != 0)
-		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync \"%s/global\"", c->opts->target_dir);
-	close(gfd);
-	return rc;
+	return fsync_global(c, err);
 }
 
 static int

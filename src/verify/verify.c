@@ -102,7 +102,9 @@ window_end(file_job *job, size_t i, size_t c, size_t end, const pv_chunk_loc *lo
 			pv_chunk_loc l;
 			uint64_t	e;
 
-			if (!pv_index_lookup(job->v->index, f->chunks[k], &l) ||
+			pv_err		ignored;
+
+			if (!pv_index_lookup(job->v->index, f->chunks[k], &l) || pv_chunk_loc_check(&l, &ignored) != 0 ||
 				memcmp(l.pack, loc->pack, PV_PACK_ID_LEN) != 0 || l.offset < lo)
 				continue;
 			e = l.offset + l.length;
@@ -126,8 +128,8 @@ fetch_chunk(file_job *job, pack_window *w, size_t i, size_t c, size_t end, const
 	const uint8_t *id = job->m->files[i].chunks[c];
 	char		key[64];
 
-	if (loc->plain_len > (64u << 20) || loc->length > (64u << 20) + 1024)
-		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk location has an invalid size");
+	if (pv_chunk_loc_check(loc, err) != 0)
+		return -1;
 	if (!(w->valid && memcmp(w->pack, loc->pack, PV_PACK_ID_LEN) == 0 && loc->offset >= w->off &&
 		  loc->offset + loc->length <= w->off + w->data.len))
 	{
