@@ -633,7 +633,7 @@ s3_start() {
 	local c
 	for c in swift-ring-builder:swift swift-proxy-server:swift-proxy \
 		swift-account-server:swift-account swift-container-server:swift-container \
-		swift-object-server:swift-object node:nodejs curl:curl jq:jq setsid:util-linux; do
+		swift-object-server:swift-object memcached:memcached node:nodejs curl:curl jq:jq setsid:util-linux; do
 		need_cmd "${c%%:*}" "${c##*:}"
 	done
 	AWS=$(dpkg -L awscli 2>/dev/null | grep -m1 '/bin/aws$')
@@ -646,8 +646,8 @@ s3_start() {
 	S3_PROXY_PID=""
 	S3_SWIFT_PIDS=""
 	at_cleanup s3_stop
-	# Swift's proxy on S3_PORT; account/container/object servers on +1..+3
-	S3_PORT=$(free_port 4) || fail_now "s3_start: no free ports"
+	# Swift's proxy on S3_PORT; account/container/object servers on +1..+3, memcached on +4
+	S3_PORT=$(free_port 5) || fail_now "s3_start: no free ports"
 	S3_PROXY_PORT=$(free_port) || fail_now "s3_start: no free port"
 	local ctl
 	ctl=$(free_port) || fail_now "s3_start: no free port"

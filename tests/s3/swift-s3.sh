@@ -6,7 +6,7 @@
 #   env SW    state directory (default /tmp/swift-s3); everything lives below it:
 #             $SW/etc (configs, rings), $SW/srv/d1 (data), $SW/run (pids, logs)
 #   env PORT  S3 endpoint port (default 4580); the account, container and
-#             object servers use PORT+1, PORT+2, PORT+3.
+#             object servers use PORT+1, PORT+2, PORT+3, memcached PORT+4.
 #   env SWIFT_START_TIMEOUT  seconds to wait for /healthcheck (default 30)
 #
 # Everything binds to 127.0.0.1 only.  S3 credentials: access key
@@ -14,21 +14,23 @@
 # http://127.0.0.1:PORT (virtual-host style on BUCKET.s3.localhost:PORT).
 #
 # setup  wipes and recreates $SW (rings, configs, data dir)
-# start  starts the 4 servers (each forks one worker), records their pids in
-#        $SW/run/NAME.pid and waits until /healthcheck answers
+# start  starts memcached and the 4 servers (each forks one worker), records
+#        their pids in $SW/run/NAME.pid and waits until /healthcheck answers
 # stop   SIGTERM to each recorded pid, waits for the process group to go,
 #        SIGKILL to the group after a timeout; removes the pid files
 #
 # Each server is started with setsid so that its pid is also its process
 # group id: the worker processes it forks are in that group, and a stuck
 # server can be killed together with its workers by that one id.
-# memcached is not needed (the proxy logs an error about 127.0.0.1:11211 and
-# carries on).
+# memcached (as in any real Swift deployment) caches account and container
+# info for the proxy: without it every S3 request also costs a HEAD on the
+# account and container servers (measured: 100 small PUTs took 9.8 s without,
+# 5.0 s with it).
 set -eu
 
 SW=${SW:-/tmp/swift-s3}
 PORT=${PORT:-4580}
-SERVERS=(account container object proxy)
+SERVERS=(memcached account container object proxy)
 
 die() { echo "swift-s3.sh: $*" >&2; exit 1; }
 
@@ -132,7 +134,7 @@ use = egg:swift#proxy_logging
 
 [filter:cache]
 use = egg:swift#memcache
-memcache_servers = 127.0.0.1:11211
+memcache_servers = 127.0.0.1:@MEMCACHED_PORT@
 
 [filter:listing_formats]
 use = egg:swift#listing_formats
@@ -150,6 +152,7 @@ use = egg:swift#slo
 use = egg:swift#dlo
 EOF
 	} >"$SW/etc/proxy-server.conf"
+	sed -i "s/@MEMCACHED_PORT@/$((PORT + 4))/" "$SW/etc/proxy-server.conf"
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
@@ -167,11 +170,18 @@ do_start() {
 			die "$name server already running (pid $(cat "$SW/run/$name.pid"))"
 		fi
 	done
+	command -v memcached >/dev/null || die "memcached not found: install memcached (scripts/install-deps)"
 	for name in "${SERVERS[@]}"; do
-		command -v "swift-$name-server" >/dev/null ||
-			die "swift-$name-server not found: install swift-$name (scripts/install-deps)"
-		setsid "swift-$name-server" "$SW/etc/$name-server.conf" -v \
-			</dev/null >"$SW/run/$name.log" 2>&1 &
+		if [ "$name" = memcached ]; then
+			# -U 0: no UDP; -u: memcached refuses to run as root without it
+			setsid memcached -l 127.0.0.1 -p $((PORT + 4)) -U 0 -m 64 -u "$(id -un)" \
+				</dev/null >"$SW/run/$name.log" 2>&1 &
+		else
+			command -v "swift-$name-server" >/dev/null ||
+				die "swift-$name-server not found: install swift-$name (scripts/install-deps)"
+			setsid "swift-$name-server" "$SW/etc/$name-server.conf" -v \
+				</dev/null >"$SW/run/$name.log" 2>&1 &
+		fi
 		pid=$!
 		echo "$pid" >"$SW/run/$name.pid"
 	done
@@ -199,7 +209,7 @@ do_start() {
 
 do_stop() {
 	local name pid pids=() t
-	for name in proxy object container account; do
+	for name in proxy object container account memcached; do
 		[ -f "$SW/run/$name.pid" ] || continue
 		pid=$(cat "$SW/run/$name.pid")
 		# SIGTERM to the server's parent: it signals its own process group,
