@@ -157,7 +157,8 @@ store_chunk(backup_state *st, chunk_job *job, pv_buf *rec, pv_err *err)
 		return 0;				/* already stored, by an earlier backup or another worker */
 	}
 	pv_buf_reset(rec);
-	if (pv_chunk_seal(st->repo->keys, id, job->data, job->len, st->repo->compression_level, rec, err) != 0)
+	if (pv_chunk_seal(st->repo->keys, id, job->data, job->len, st->repo->compression_level,
+					  st->opts->skip_incompressible, rec, err) != 0)
 		return -1;
 	pthread_mutex_lock(&st->pack_mu);
 	if (st->builder == NULL && (st->builder = pv_pack_builder_new(st->repo, err)) == NULL)

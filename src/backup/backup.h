@@ -24,6 +24,7 @@ typedef struct pv_backup_opts
 	int			jobs;			/* worker threads; 0 = number of cores */
 	bool		fast_checkpoint;
 	bool		transport_zstd; /* server-side zstd level 1 on the wire */
+	bool		skip_incompressible;	/* [backup] skip_incompressible: probe before zstd */
 	bool		transport_auto; /* ... only when the server is on another host */
 	uint64_t	wal_timeout_ms; /* wait for the WAL the backup needs */
 	bool		progress;		/* draw a progress line (on a terminal) */

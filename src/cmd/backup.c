@@ -53,6 +53,7 @@ cmd_backup(pv_cmd_ctx *ctx, int argc, char **argv)
 	bo.transport_auto = ctx->cfg.backup_transport_compression == 0;
 	bo.transport_zstd = ctx->cfg.backup_transport_compression == 1;
 	bo.wal_timeout_ms = ctx->cfg.backup_wal_timeout_ms;
+	bo.skip_incompressible = ctx->cfg.backup_skip_incompressible;
 	while ((c = pv_cmd_getopt("backup", argc, argv, "j:h", opts)) != -1)
 	{
 		switch (c)

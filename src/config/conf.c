@@ -91,6 +91,7 @@ static const key_def keys[] = {
 	{"backup", "checkpoint", T_ENUM, OFF(backup_checkpoint), "fast", 0, 0, checkpoints},
 	{"backup", "wal_timeout", T_DURATION, OFF(backup_wal_timeout_ms), "300s", 0, INT64_C(86400000), NULL},
 	{"backup", "transport_compression", T_ENUM, OFF(backup_transport_compression), "auto", 0, 0, transport_modes},
+	{"backup", "skip_incompressible", T_BOOL, OFF(backup_skip_incompressible), "on", 0, 0, NULL},
 
 	{"wal", "async", T_BOOL, OFF(wal_async), "off", 0, 0, NULL},
 	{"wal", "compression_level", T_INT, OFF(wal_compression_level), "1", 1, 19, NULL},

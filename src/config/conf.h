@@ -72,6 +72,7 @@ typedef struct pv_config
 	int			backup_checkpoint;	/* 0 fast, 1 spread */
 	uint64_t	backup_wal_timeout_ms;
 	int			backup_transport_compression;	/* 0 auto (remote servers only), 1 on, 2 off */
+	bool		backup_skip_incompressible;
 
 	/* [wal] */
 	bool		wal_async;

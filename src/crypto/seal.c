@@ -540,16 +540,54 @@ chunk_ad(const uint8_t id[32], uint8_t ad[CHUNK_AD_PREFIX_LEN + 32])
 	memcpy(ad + CHUNK_AD_PREFIX_LEN, id, 32);
 }
 
+/*
+ * Whether a chunk is worth giving to zstd. Data that is already compressed or
+ * encrypted (pglz/lz4-compressed TOAST values, images, random bytes) gains
+ * little but costs zstd the most: level 3 runs at ~400 MB/s on TOAST pages of
+ * random bytea (for 2 % smaller output) against ~1.3 GB/s on pgbench tables.
+ * Two probes of PROBE_LEN bytes (at the start and in the middle; 1/16 of a
+ * 1 MiB chunk in all) are compressed at level 1, and the chunk is compressed
+ * unless both save less than PROBE_MIN_SAVING percent. Chunks shorter than
+ * 4 probes are always compressed.
+ */
+#define PROBE_LEN (32 * 1024)
+#define PROBE_MIN_SAVING 3
+
+bool
+pv_chunk_worth_compressing(const uint8_t *data, size_t len)
+{
+	uint8_t    *out;
+	bool		worth = false;
+
+	if (len < 4 * PROBE_LEN)
+		return true;
+	out = pv_malloc(ZSTD_COMPRESSBOUND(PROBE_LEN));
+	for (int i = 0; i < 2 && !worth; i++)
+	{
+		size_t		off = i == 0 ? 0 : len / 2;
+		size_t		clen = ZSTD_compressCCtx(thread_zstd()->c, out, ZSTD_COMPRESSBOUND(PROBE_LEN),
+											 data + off, PROBE_LEN, 1);
+
+		/* an error (there is none for a big enough buffer) counts as "compress" */
+		worth = ZSTD_isError(clen) || clen * 100 <= (size_t) PROBE_LEN * (100 - PROBE_MIN_SAVING);
+	}
+	free(out);
+	return worth;
+}
+
 int
 pv_chunk_seal(const pv_keys *keys, const uint8_t id[32], const uint8_t *data, size_t len,
-			  int level, pv_buf *out, pv_err *err)
+			  int level, bool probe, pv_buf *out, pv_err *err)
 {
 	size_t		bound = ZSTD_compressBound(len);
 	uint8_t    *plain = pv_malloc(1 + (bound > len ? bound : len));
 	size_t		plen;
 	size_t		clen;
 
-	clen = ZSTD_compressCCtx(thread_zstd()->c, plain + 1, bound, data, len, level);
+	if (probe && !pv_chunk_worth_compressing(data, len))
+		clen = len;				/* stored raw below */
+	else
+		clen = ZSTD_compressCCtx(thread_zstd()->c, plain + 1, bound, data, len, level);
 	if (ZSTD_isError(clen))
 	{
 		free(plain);

@@ -13,6 +13,7 @@
 #ifndef PV_CRYPTO_SEAL_H
 #define PV_CRYPTO_SEAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -64,12 +65,15 @@ extern int	pv_unseal_buffer(const pv_keys *keys, pv_object_type type, const char
  * Sealed chunks (format.md §5). A record is, for cipher xchacha:
  *   nonce[24] || XChaCha20-Poly1305(flag[1] || payload), AD = "pgvault chunk v1" || id[32]
  * and for cipher none: flag[1] || payload. flag 0 = stored raw, 1 = zstd.
- * pv_chunk_seal appends the record to out. pv_chunk_open authenticates,
- * decompresses (refusing more than max_len bytes) and checks that the
- * plaintext hashes to id before appending it to out.
+ * pv_chunk_seal appends the record to out; with probe set, a chunk that
+ * pv_chunk_worth_compressing finds (nearly) incompressible is stored raw
+ * without running zstd over it. pv_chunk_open authenticates, decompresses
+ * (refusing more than max_len bytes) and checks that the plaintext hashes to
+ * id before appending it to out.
  */
+extern bool pv_chunk_worth_compressing(const uint8_t *data, size_t len);
 extern int	pv_chunk_seal(const pv_keys *keys, const uint8_t id[32], const uint8_t *data, size_t len,
-						  int level, pv_buf *out, pv_err *err);
+						  int level, bool probe, pv_buf *out, pv_err *err);
 extern int	pv_chunk_open(const pv_keys *keys, const uint8_t id[32], const uint8_t *rec, size_t len,
 						  size_t max_len, pv_buf *out, pv_err *err);
 

@@ -277,7 +277,7 @@ START_TEST(test_chunk_roundtrip_and_tamper)
 			pv_chunk_id(k, data, len, id);
 			pv_buf_init(&rec);
 			pv_buf_init(&out);
-			ck_assert_int_eq(pv_chunk_seal(k, id, data, len, 3, &rec, &err), 0);
+			ck_assert_int_eq(pv_chunk_seal(k, id, data, len, 3, false, &rec, &err), 0);
 			if (i % 2 == 0 && len > 1000)
 				ck_assert_uint_lt(rec.len, len / 10);	/* compressed */
 			else if (len > 0)
@@ -310,6 +310,80 @@ START_TEST(test_chunk_roundtrip_and_tamper)
 			free(data);
 		}
 	}
+}
+END_TEST
+
+/*
+ * [backup] skip_incompressible: the probe sends random data past zstd (stored
+ * raw, flag 0) and everything with something to gain through it; either way
+ * the chunk opens to the same bytes.
+ */
+START_TEST(test_chunk_probe)
+{
+	const size_t len = 1 << 20;
+	uint8_t    *data = pv_malloc(len);
+	uint8_t		id[32];
+	pv_buf		rec;
+	pv_buf		out;
+	pv_err		err;
+
+	pv_buf_init(&rec);
+	pv_buf_init(&out);
+	/* random: not worth it, below the probes' size: always worth it */
+	tu_fill(data, len, 7);
+	ck_assert(!pv_chunk_worth_compressing(data, len));
+	ck_assert(pv_chunk_worth_compressing(data, 128 * 1024 - 1));
+	/* random but for the first probe, or but for the second: worth it */
+	memset(data, 'a', 32 * 1024);
+	ck_assert(pv_chunk_worth_compressing(data, len));
+	tu_fill(data, len, 7);
+	memset(data + len / 2, 'a', 32 * 1024);
+	ck_assert(pv_chunk_worth_compressing(data, len));
+	/* 8 KiB pages whose first 5 % are the same and the rest random: worth it */
+	tu_fill(data, len, 8);
+	for (size_t p = 0; p < len; p += 8192)
+		memset(data + p, 0, 8192 / 20);
+	ck_assert(pv_chunk_worth_compressing(data, len));
+	/* ... with only 1 % the same: not */
+	tu_fill(data, len, 8);
+	for (size_t p = 0; p < len; p += 8192)
+		memset(data + p, 0, 8192 / 100);
+	ck_assert(!pv_chunk_worth_compressing(data, len));
+
+	/*
+	 * sealing with the probe: flag byte 0 (raw) for pages with 2 % to gain
+	 * (zstd alone would store them compressed, a little smaller), 1 for pages
+	 * with 25 % to gain
+	 */
+	for (int c = 0; c < 2; c++)
+	{
+		tu_fill(data, len, 9);
+		for (size_t p = 0; p < len; p += 8192)
+			memset(data + p, 0, c == 0 ? 8192 / 50 : 8192 / 4);
+		pv_chunk_id(none_keys, data, len, id);
+		pv_buf_reset(&rec);
+		ck_assert_int_eq(pv_chunk_seal(none_keys, id, data, len, 3, true, &rec, &err), 0);
+		ck_assert_uint_eq(rec.data[0], c == 0 ? 0 : 1);
+		ck_assert_uint_eq(rec.len, c == 0 ? len + 1 : rec.len);
+		if (c == 1)
+			ck_assert_uint_lt(rec.len, len * 8 / 10);
+		pv_buf_reset(&out);
+		ck_assert_msg(pv_chunk_open(none_keys, id, rec.data, rec.len, len, &out, &err) == 0, "%s", err.msg);
+		ck_assert_uint_eq(out.len, len);
+		ck_assert(memcmp(out.data, data, len) == 0);
+		/* encrypted the same way */
+		pv_chunk_id(keys, data, len, id);
+		pv_buf_reset(&rec);
+		ck_assert_int_eq(pv_chunk_seal(keys, id, data, len, 3, true, &rec, &err), 0);
+		if (c == 0)
+			ck_assert_uint_eq(rec.len, len + pv_chunk_overhead(keys));
+		pv_buf_reset(&out);
+		ck_assert_msg(pv_chunk_open(keys, id, rec.data, rec.len, len, &out, &err) == 0, "%s", err.msg);
+		ck_assert(out.len == len && memcmp(out.data, data, len) == 0);
+	}
+	pv_buf_free(&rec);
+	pv_buf_free(&out);
+	free(data);
 }
 END_TEST
 
@@ -514,6 +588,7 @@ suite_crypto(void)
 	tcase_add_test(tc, test_seal_tamper_large);
 	tcase_add_test(tc, test_seal_wrong_name_type_key_version);
 	tcase_add_test(tc, test_chunk_roundtrip_and_tamper);
+	tcase_add_test(tc, test_chunk_probe);
 	tcase_add_test(tc, test_chunk_ids_keyed);
 	tcase_add_test(tc, test_keyslots);
 	tcase_add_test(tc, test_format_vectors);

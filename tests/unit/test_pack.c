@@ -72,7 +72,7 @@ START_TEST(test_pack_roundtrip)
 		tu_fill(data[i], sizeof(data[i]), (uint64_t) i + 10);
 		pv_chunk_id(repo->keys, data[i], sizeof(data[i]), ids[i]);
 		pv_buf_reset(&rec);
-		ck_assert_int_eq(pv_chunk_seal(repo->keys, ids[i], data[i], sizeof(data[i]), 3, &rec, &err), 0);
+		ck_assert_int_eq(pv_chunk_seal(repo->keys, ids[i], data[i], sizeof(data[i]), 3, false, &rec, &err), 0);
 		ck_assert_int_eq(pv_pack_builder_add(b, ids[i], rec.data, rec.len, sizeof(data[i]), &locs[i], &err), 0);
 	}
 	ck_assert_int_eq(pv_pack_builder_store(b, &err), 0);

@@ -493,7 +493,7 @@ add_file(pv_manifest *m, const char *path, uint32_t ts, const uint8_t *data, siz
 		if (!pv_index_insert(seen, f->chunks[c], NULL))
 			continue;
 		pv_buf_reset(&rec);
-		ck_assert_int_eq(pv_chunk_seal(repo->keys, f->chunks[c], data + c * CHUNK, n, 1, &rec, &err), 0);
+		ck_assert_int_eq(pv_chunk_seal(repo->keys, f->chunks[c], data + c * CHUNK, n, 1, false, &rec, &err), 0);
 		ck_assert_int_eq(pv_pack_builder_add(pb, f->chunks[c], rec.data, rec.len, (uint32_t) n, &loc, &err), 0);
 	}
 	pv_buf_free(&rec);
