@@ -68,6 +68,15 @@ typedef struct backup_state
 	struct timespec last_progress;
 	pv_buf		pg_manifest;
 	uint32_t	seg_size;
+
+	/* unchanged files (try_reuse, check_reused) */
+	pv_manifest *prev;			/* the newest backup of this cluster, or NULL */
+	json_t	   *prev_files;		/* server path -> index into prev->files */
+	json_t	   *prev_pg_files;	/* prev's server manifest: path -> entry */
+	size_t	   *reused;			/* indexes into m->files of files taken from prev */
+	size_t		nreused;
+	size_t		reused_cap;
+	uint64_t	reused_bytes;
 } backup_state;
 
 static double
@@ -223,6 +232,7 @@ typedef struct chunker
 	size_t		cur_index;
 	uint8_t    *buf;
 	size_t		used;
+	bool		reusing;		/* cur took its chunk list from prev: skip its bytes */
 } chunker;
 
 static int
@@ -247,6 +257,60 @@ chunker_submit(chunker *c, pv_err *err)
 		return pv_err_set(err, PV_E_FAIL, 0, "backup pipeline stopped");
 	}
 	return 0;
+}
+
+/*
+ * Unchanged files (docs/configuration.md, [backup] reuse_unchanged). A file
+ * whose size and modification time are those it had in the newest backup of
+ * this cluster, and which was last modified more than a second before that
+ * backup started, takes that backup's chunk list: its bytes still come
+ * through the stream but are not chunked, hashed and compressed again. Until
+ * the end that is only a guess (a clock set back, or a file copied in with
+ * an old mtime, would fool it): check_reused then compares the SHA-256 the
+ * server computed of the file in this backup with the one it computed in the
+ * earlier backup, and any difference makes pv_backup_run take the whole
+ * backup again reading every file. A reused file is thus stored exactly as
+ * the server sent it, as with any other file.
+ */
+static bool
+try_reuse(backup_state *st, pv_manifest_file *f)
+{
+	char	   *path;
+	json_t	   *ix;
+	json_t	   *pe;
+	const char *alg;
+	pv_manifest_file *p;
+
+	if (st->prev == NULL || f->size == 0)
+		return false;
+	path = pv_manifest_pg_path(f);
+	ix = json_object_get(st->prev_files, path);
+	pe = json_object_get(st->prev_pg_files, path);
+	free(path);
+	if (!json_is_integer(ix) || pe == NULL)
+		return false;
+	p = &st->prev->files[json_integer_value(ix)];
+	alg = json_string_value(json_object_get(pe, "Checksum-Algorithm"));
+	if (p->size != f->size || p->mtime != f->mtime || f->mtime >= st->prev->start_time - 1 ||
+		p->nchunks != f->nchunks || alg == NULL || strcmp(alg, "SHA256") != 0)
+		return false;
+	for (size_t k = 0; k < p->nchunks; k++)
+		if (!pv_index_lookup(st->index, p->chunks[k], NULL))
+			return false;
+	memcpy(f->chunks, p->chunks, p->nchunks * 32);
+	pv_log_debug("backup: %s%s unchanged (%llu bytes, mtime %lld), taken from backup %s", f->tablespace ? "tablespace " : "",
+				 f->path, (unsigned long long) f->size, (long long) f->mtime, st->prev->id);
+	if (st->nreused == st->reused_cap)
+	{
+		st->reused_cap = st->reused_cap ? st->reused_cap * 2 : 256;
+		st->reused = pv_realloc(st->reused, st->reused_cap * sizeof(size_t));
+	}
+	st->reused[st->nreused++] = (size_t) (f - st->m->files);
+	st->reused_bytes += f->size;
+	pthread_mutex_lock(&st->pack_mu);
+	st->chunks_total += f->nchunks;
+	pthread_mutex_unlock(&st->pack_mu);
+	return true;
 }
 
 static int
@@ -278,6 +342,7 @@ chunker_header(chunker *c, const pv_stream_member *m, pv_err *err)
 		c->cur = f;
 		c->cur_chunks = f->chunks;
 		c->cur_index = 0;
+		c->reusing = try_reuse(st, f);
 	}
 	return 0;
 }
@@ -303,6 +368,8 @@ chunker_write(pv_stream *s, const pv_stream_member *m, const uint8_t *data, size
 				return pv_err_set(err, PV_E_CORRUPT, 0, "backup stream: contents for a non-file member \"%s\"",
 								  m ? m->path : "?");
 			st->bytes_seen += len;
+			if (c->reusing)
+				return 0;
 			while (len > 0)
 			{
 				size_t		take;
@@ -321,6 +388,12 @@ chunker_write(pv_stream *s, const pv_stream_member *m, const uint8_t *data, size
 			}
 			return 0;
 		case PV_CTX_MEMBER_TRAILER:
+			if (c->reusing)
+			{
+				c->reusing = false;
+				c->cur = NULL;
+				return 0;
+			}
 			if (c->cur != NULL && c->used > 0 && chunker_submit(c, err) != 0)
 				return -1;
 			if (c->cur != NULL && c->cur_index != c->cur->nchunks)
@@ -627,13 +700,116 @@ run_stream(backup_state *st, PGconn *conn, pv_err *err)
 	return rc;
 }
 
+/* The newest backup of this cluster, for try_reuse; none is not an error. */
+static void
+load_prev(backup_state *st, const char *sysid)
+{
+	char	  **ids = NULL;
+	size_t		n = 0;
+	pv_err		err;
+
+	pv_err_clear(&err);
+	if (pv_manifest_list(st->repo, &ids, &n, &err) != 0)
+	{
+		pv_log_warning("%s: every file is read in full", err.msg);
+		return;
+	}
+	for (size_t i = n; i-- > 0 && st->prev == NULL;)
+	{
+		pv_manifest *m;
+		json_t	   *pg_files;
+
+		if (pv_manifest_load(st->repo, ids[i], &m, &err) != 0)
+		{
+			pv_log_warning("%s: not used to skip unchanged files", err.msg);
+			pv_err_clear(&err);
+			continue;
+		}
+		if (strcmp(m->system_id, sysid) != 0 || m->chunk_size != st->chunk_size ||
+			(pg_files = pv_pg_manifest_files(m->pg_manifest)) == NULL)
+		{
+			pv_manifest_free(m);
+			continue;
+		}
+		st->prev = m;
+		st->prev_pg_files = pg_files;
+	}
+	pv_manifest_list_free(ids, n);
+	if (st->prev == NULL)
+		return;
+	st->prev_files = json_object();
+	for (size_t i = 0; i < st->prev->nfiles; i++)
+	{
+		char	   *path;
+
+		if (st->prev->files[i].type != PV_FILE_REGULAR)
+			continue;
+		path = pv_manifest_pg_path(&st->prev->files[i]);
+		json_object_set_new(st->prev_files, path, json_integer((json_int_t) i));
+		free(path);
+	}
+}
+
+static bool
+same_checksum(json_t *a, json_t *b)
+{
+	const char *alg_a = json_string_value(json_object_get(a, "Checksum-Algorithm"));
+	const char *alg_b = json_string_value(json_object_get(b, "Checksum-Algorithm"));
+	const char *sum_a = json_string_value(json_object_get(a, "Checksum"));
+	const char *sum_b = json_string_value(json_object_get(b, "Checksum"));
+	json_t	   *size_a = json_object_get(a, "Size");
+	json_t	   *size_b = json_object_get(b, "Size");
+
+	return alg_a != NULL && alg_b != NULL && strcmp(alg_a, "SHA256") == 0 && strcmp(alg_b, "SHA256") == 0 &&
+		sum_a != NULL && sum_b != NULL && strlen(sum_a) == 64 && strcmp(sum_a, sum_b) == 0 &&
+		json_is_integer(size_a) && json_is_integer(size_b) &&
+		json_integer_value(size_a) == json_integer_value(size_b);
+}
+
+/*
+ * Every reused file must have the SHA-256 in this backup's server manifest
+ * that it had in prev's (try_reuse). Otherwise *retry is set: the caller
+ * takes the backup again without reuse.
+ */
 static int
-finish_backup(backup_state *st, pv_err *err)
+check_reused(backup_state *st, bool *retry, pv_err *err)
+{
+	json_t	   *now;
+	int			rc = 0;
+
+	if (st->nreused == 0)
+		return 0;
+	if ((now = pv_pg_manifest_files((const char *) st->pg_manifest.data)) == NULL)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "the server's backup_manifest does not parse");
+	for (size_t i = 0; i < st->nreused && rc == 0; i++)
+	{
+		char	   *path = pv_manifest_pg_path(&st->m->files[st->reused[i]]);
+
+		if (!same_checksum(json_object_get(now, path), json_object_get(st->prev_pg_files, path)))
+		{
+			*retry = true;
+			rc = pv_err_set(err, PV_E_FAIL, 0,
+							"file \"%s\" differs from backup %s although its size and modification time do not",
+							path, st->prev->id);
+		}
+		free(path);
+	}
+	json_decref(now);
+	if (rc == 0)
+		pv_log_info("backup %s: %zu unchanged files (%.1f MiB) taken from backup %s, their SHA-256 confirmed by the server",
+					st->m->id, st->nreused, (double) st->reused_bytes / (1 << 20), st->prev->id);
+	return rc;
+}
+
+static int
+finish_backup(backup_state *st, bool *retry, pv_err *err)
 {
 	pv_manifest *m = st->m;
 	char		index_id[33];
 	struct timespec now;
 
+	if (check_reused(st, retry, err) != 0)
+		return -1;
 	if (wait_for_wal(st, err) != 0)
 		return -1;
 	if (st->nnew > 0)
@@ -657,27 +833,19 @@ finish_backup(backup_state *st, pv_err *err)
 	return 0;
 }
 
-int
-pv_backup_run(pv_repo *repo, const pv_config *cfg, const pv_backup_opts *opts,
-			  pv_manifest **result, pv_err *err)
+/* One attempt at a backup, under the caller's locks; reuse: try_reuse. */
+static int
+backup_attempt(pv_repo *repo, const pv_config *cfg, const pv_backup_opts *opts, bool reuse,
+			   pv_manifest **result, bool *retry, pv_err *err)
 {
 	backup_state st;
-	pv_lock    *backup_lock = NULL;
-	pv_lock    *repo_lock = NULL;
 	PGconn	   *conn = NULL;
 	pv_pg_system sys;
 	int			rc = -1;
 	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	memset(&st, 0, sizeof(st));
-	*result = NULL;
-	if (pv_lock_take(cfg->lock_dir, repo->repo_id, "backup", true, &backup_lock, err) != 0)
-		return -1;
-	if (pv_lock_take(cfg->lock_dir, repo->repo_id, "repo", false, &repo_lock, err) != 0)
-	{
-		pv_lock_release(backup_lock);
-		return -1;
-	}
+	*retry = false;
 	st.repo = repo;
 	st.cfg = cfg;
 	st.opts = opts;
@@ -700,6 +868,8 @@ pv_backup_run(pv_repo *repo, const pv_config *cfg, const pv_backup_opts *opts,
 		goto out;
 	if (pv_pg_identify_system(conn, &sys, err) != 0)
 		goto out;
+	if (reuse)
+		load_prev(&st, sys.sysid);
 	if (choose_id(repo, st.m, err) != 0)
 		goto out;
 	st.seg_size = sys.wal_segment_size;
@@ -708,13 +878,15 @@ pv_backup_run(pv_repo *repo, const pv_config *cfg, const pv_backup_opts *opts,
 	st.m->chunk_size = repo->chunk_size;
 	snprintf(st.m->system_id, sizeof(st.m->system_id), "%s", sys.sysid);
 	st.m->label = pv_strdup(opts->label ? opts->label : st.m->id);
-	pv_log_info("backup %s: starting (%d workers, checkpoint %s)", st.m->id, st.nworkers,
-				opts->fast_checkpoint ? "fast" : "spread");
+	pv_log_info("backup %s: starting (%d workers, checkpoint %s%s%s)", st.m->id, st.nworkers,
+				opts->fast_checkpoint ? "fast" : "spread",
+				st.prev != NULL ? ", unchanged files taken from backup " : "",
+				st.prev != NULL ? st.prev->id : "");
 	if (run_stream(&st, conn, err) != 0)
 		goto out;
 	PQfinish(conn);
 	conn = NULL;
-	if (finish_backup(&st, err) != 0)
+	if (finish_backup(&st, retry, err) != 0)
 		goto out;
 	*result = st.m;
 	st.m = NULL;
@@ -727,8 +899,40 @@ out:
 	pv_index_free(st.index);
 	free(st.new_entries);
 	pv_buf_free(&st.pg_manifest);
+	pv_manifest_free(st.prev);
+	json_decref(st.prev_files);
+	json_decref(st.prev_pg_files);
+	free(st.reused);
 	pthread_mutex_destroy(&st.pack_mu);
 	pthread_mutex_destroy(&st.err_mu);
+	return rc;
+}
+
+int
+pv_backup_run(pv_repo *repo, const pv_config *cfg, const pv_backup_opts *opts,
+			  pv_manifest **result, pv_err *err)
+{
+	pv_lock    *backup_lock = NULL;
+	pv_lock    *repo_lock = NULL;
+	bool		retry = false;
+	int			rc;
+
+	*result = NULL;
+	if (pv_lock_take(cfg->lock_dir, repo->repo_id, "backup", true, &backup_lock, err) != 0)
+		return -1;
+	if (pv_lock_take(cfg->lock_dir, repo->repo_id, "repo", false, &repo_lock, err) != 0)
+	{
+		pv_lock_release(backup_lock);
+		return -1;
+	}
+	rc = backup_attempt(repo, cfg, opts, opts->reuse_unchanged, result, &retry, err);
+	if (rc != 0 && retry)
+	{
+		/* nothing of the first attempt is listed: its packs are left to prune */
+		pv_log_warning("%s: taking the backup again, reading every file", err->msg);
+		pv_err_clear(err);
+		rc = backup_attempt(repo, cfg, opts, false, result, &retry, err);
+	}
 	pv_lock_release(repo_lock);
 	pv_lock_release(backup_lock);
 	return rc;

@@ -25,6 +25,7 @@ typedef struct pv_backup_opts
 	bool		fast_checkpoint;
 	bool		transport_zstd; /* server-side zstd level 1 on the wire */
 	bool		skip_incompressible;	/* [backup] skip_incompressible: probe before zstd */
+	bool		reuse_unchanged;	/* [backup] reuse_unchanged: see try_reuse in backup.c */
 	bool		transport_auto; /* ... only when the server is on another host */
 	uint64_t	wal_timeout_ms; /* wait for the WAL the backup needs */
 	bool		progress;		/* draw a progress line (on a terminal) */

@@ -25,6 +25,8 @@ static const char usage_text[] =
 	"      --checkpoint=MODE     fast (default [backup] checkpoint) or spread\n"
 	"      --no-transport-compression\n"
 	"                            do not ask the server to zstd-compress the stream\n"
+	"      --no-reuse            chunk and hash every file, also those unchanged\n"
+	"                            since the last backup (default [backup] reuse_unchanged)\n"
 	"  -h, --help                print this help\n\n"
 	"Exit status: 0 done, 1 error, 3 the WAL did not arrive in time, 5 another\n"
 	"backup of this repository is running.\n";
@@ -37,6 +39,7 @@ cmd_backup(pv_cmd_ctx *ctx, int argc, char **argv)
 		{"jobs", required_argument, NULL, 'j'},
 		{"checkpoint", required_argument, NULL, 'C'},
 		{"no-transport-compression", no_argument, NULL, 'N'},
+		{"no-reuse", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -54,6 +57,7 @@ cmd_backup(pv_cmd_ctx *ctx, int argc, char **argv)
 	bo.transport_zstd = ctx->cfg.backup_transport_compression == 1;
 	bo.wal_timeout_ms = ctx->cfg.backup_wal_timeout_ms;
 	bo.skip_incompressible = ctx->cfg.backup_skip_incompressible;
+	bo.reuse_unchanged = ctx->cfg.backup_reuse_unchanged;
 	while ((c = pv_cmd_getopt("backup", argc, argv, "j:h", opts)) != -1)
 	{
 		switch (c)
@@ -76,6 +80,9 @@ cmd_backup(pv_cmd_ctx *ctx, int argc, char **argv)
 			case 'N':
 				bo.transport_auto = false;
 				bo.transport_zstd = false;
+				break;
+			case 'R':
+				bo.reuse_unchanged = false;
 				break;
 			case 'h':
 				fputs(usage_text, stdout);

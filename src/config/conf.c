@@ -92,6 +92,7 @@ static const key_def keys[] = {
 	{"backup", "wal_timeout", T_DURATION, OFF(backup_wal_timeout_ms), "300s", 0, INT64_C(86400000), NULL},
 	{"backup", "transport_compression", T_ENUM, OFF(backup_transport_compression), "auto", 0, 0, transport_modes},
 	{"backup", "skip_incompressible", T_BOOL, OFF(backup_skip_incompressible), "on", 0, 0, NULL},
+	{"backup", "reuse_unchanged", T_BOOL, OFF(backup_reuse_unchanged), "on", 0, 0, NULL},
 
 	{"wal", "async", T_BOOL, OFF(wal_async), "off", 0, 0, NULL},
 	{"wal", "compression_level", T_INT, OFF(wal_compression_level), "1", 1, 19, NULL},

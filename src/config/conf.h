@@ -73,6 +73,7 @@ typedef struct pv_config
 	uint64_t	backup_wal_timeout_ms;
 	int			backup_transport_compression;	/* 0 auto (remote servers only), 1 on, 2 off */
 	bool		backup_skip_incompressible;
+	bool		backup_reuse_unchanged;
 
 	/* [wal] */
 	bool		wal_async;

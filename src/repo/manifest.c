@@ -14,6 +14,54 @@
 
 #define MANIFEST_MAX (1u << 30)
 
+/* The path PostgreSQL's backup_manifest uses for a file. */
+char *
+pv_manifest_pg_path(const pv_manifest_file *f)
+{
+	if (f->tablespace == 0)
+		return pv_strdup(f->path);
+	return pv_asprintf("pg_tblspc/%u/%s", f->tablespace, f->path);
+}
+
+json_t *
+pv_pg_manifest_files(const char *pg_manifest)
+{
+	json_error_t jerr;
+	json_t	   *files;
+	json_t	   *j;
+	json_t	   *arr;
+	size_t		i;
+	json_t	   *e;
+
+	if (pg_manifest == NULL || (j = json_loads(pg_manifest, 0, &jerr)) == NULL)
+		return NULL;
+	arr = json_object_get(j, "Files");
+	if (!json_is_array(arr))
+	{
+		json_decref(j);
+		return NULL;
+	}
+	files = json_object();
+	json_array_foreach(arr, i, e)
+	{
+		const char *path = json_string_value(json_object_get(e, "Path"));
+		const char *enc = json_string_value(json_object_get(e, "Encoded-Path"));
+		char	   *decoded = NULL;
+
+		if (path == NULL && enc != NULL && strlen(enc) % 2 == 0)
+		{
+			decoded = pv_calloc(strlen(enc) / 2 + 1, 1);
+			if (pv_hex_decode(enc, (uint8_t *) decoded, strlen(enc) / 2) == 0)
+				path = decoded;
+		}
+		if (path != NULL)
+			json_object_set(files, path, e);
+		free(decoded);
+	}
+	json_decref(j);
+	return files;
+}
+
 pv_manifest *
 pv_manifest_new(void)
 {

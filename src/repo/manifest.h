@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "repo/repo.h"
 
 #define PV_BACKUP_ID_LEN 16		/* "20261123T020000Z" */
@@ -87,6 +89,15 @@ extern int	pv_manifest_load(pv_repo *repo, const char *id, pv_manifest **out, pv
 /* Ids of every complete backup (those with a manifest), sorted oldest first. */
 extern int	pv_manifest_list(pv_repo *repo, char ***ids, size_t *n, pv_err *err);
 extern void pv_manifest_list_free(char **ids, size_t n);
+
+/* The path PostgreSQL's backup_manifest uses for a file (malloc'd). */
+extern char *pv_manifest_pg_path(const pv_manifest_file *f);
+
+/*
+ * The "Files" of a server's backup_manifest as a JSON object: path (with
+ * Encoded-Path decoded) -> the file's entry. NULL if it does not parse.
+ */
+extern json_t *pv_pg_manifest_files(const char *pg_manifest);
 
 /* A path from a manifest or tar: relative, no "..", no empty segments. */
 extern int	pv_path_check(const char *path, pv_err *err);

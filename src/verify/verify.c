@@ -75,15 +75,6 @@ add_damage(json_t *damaged, pthread_mutex_t *mu, const char *object, const char 
 	pthread_mutex_unlock(mu);
 }
 
-/* The path PostgreSQL's backup_manifest uses for a file. */
-static char *
-pg_path(const pv_manifest_file *f)
-{
-	if (f->tablespace == 0)
-		return pv_strdup(f->path);
-	return pv_asprintf("pg_tblspc/%u/%s", f->tablespace, f->path);
-}
-
 /* [lo, hi) of the pack: loc and what of files[i..end) lies close after it */
 static uint64_t
 window_end(file_job *job, size_t i, size_t c, size_t end, const pv_chunk_loc *loc)
@@ -169,7 +160,7 @@ check_file(file_job *job, size_t fi, size_t end, pack_window *w, pv_buf *buf)
 	crypto_hash_sha256_state sha;
 	uint8_t		digest[32];
 	char		hex[65];
-	char	   *path = pg_path(f);
+	char	   *path = pv_manifest_pg_path(f);
 	json_t	   *expect = json_object_get(job->pg_files, path);
 	uint64_t	total = 0;
 
@@ -263,47 +254,22 @@ file_worker(void *arg)
 	return NULL;
 }
 
-/* The server's manifest as path -> entry (Encoded-Path decoded). */
+/* The server's manifest as path -> entry; damage if it is missing or does not parse. */
 static json_t *
 pg_manifest_files(const pv_manifest *m, json_t *damaged, pthread_mutex_t *mu)
 {
-	json_error_t jerr;
-	json_t	   *files = json_object();
-	json_t	   *j;
-	json_t	   *arr;
-	size_t		i;
-	json_t	   *e;
+	json_t	   *files;
 
 	if (m->pg_manifest == NULL || m->pg_manifest[0] == '\0')
 	{
 		add_damage(damaged, mu, "manifest", NULL, "the server's backup_manifest is missing");
-		return files;
+		return json_object();
 	}
-	j = json_loads(m->pg_manifest, 0, &jerr);
-	arr = json_object_get(j, "Files");
-	if (j == NULL || !json_is_array(arr))
+	if ((files = pv_pg_manifest_files(m->pg_manifest)) == NULL)
 	{
 		add_damage(damaged, mu, "manifest", NULL, "the server's backup_manifest does not parse");
-		json_decref(j);
-		return files;
+		return json_object();
 	}
-	json_array_foreach(arr, i, e)
-	{
-		const char *path = json_string_value(json_object_get(e, "Path"));
-		const char *enc = json_string_value(json_object_get(e, "Encoded-Path"));
-		char	   *decoded = NULL;
-
-		if (path == NULL && enc != NULL && strlen(enc) % 2 == 0)
-		{
-			decoded = pv_calloc(strlen(enc) / 2 + 1, 1);
-			if (pv_hex_decode(enc, (uint8_t *) decoded, strlen(enc) / 2) == 0)
-				path = decoded;
-		}
-		if (path != NULL)
-			json_object_set(files, path, e);
-		free(decoded);
-	}
-	json_decref(j);
 	return files;
 }
 
