@@ -286,20 +286,20 @@ try_reuse(backup_state *st, pv_manifest_file *f)
 	path = pv_manifest_pg_path(f);
 	ix = json_object_get(st->prev_files, path);
 	pe = json_object_get(st->prev_pg_files, path);
-	free(path);
 	if (!json_is_integer(ix) || pe == NULL)
-		return false;
+		goto no;
 	p = &st->prev->files[json_integer_value(ix)];
 	alg = json_string_value(json_object_get(pe, "Checksum-Algorithm"));
 	if (p->size != f->size || p->mtime != f->mtime || f->mtime >= st->prev->start_time - 1 ||
 		p->nchunks != f->nchunks || alg == NULL || strcmp(alg, "SHA256") != 0)
-		return false;
+		goto no;
 	for (size_t k = 0; k < p->nchunks; k++)
 		if (!pv_index_lookup(st->index, p->chunks[k], NULL))
-			return false;
+			goto no;
 	memcpy(f->chunks, p->chunks, p->nchunks * 32);
-	pv_log_debug("backup: %s%s unchanged (%llu bytes, mtime %lld), taken from backup %s", f->tablespace ? "tablespace " : "",
-				 f->path, (unsigned long long) f->size, (long long) f->mtime, st->prev->id);
+	pv_log_debug("backup: %s unchanged (%llu bytes, mtime %lld), taken from backup %s",
+				 path, (unsigned long long) f->size, (long long) f->mtime, st->prev->id);
+	free(path);
 	if (st->nreused == st->reused_cap)
 	{
 		st->reused_cap = st->reused_cap ? st->reused_cap * 2 : 256;
@@ -311,6 +311,9 @@ try_reuse(backup_state *st, pv_manifest_file *f)
 	st->chunks_total += f->nchunks;
 	pthread_mutex_unlock(&st->pack_mu);
 	return true;
+no:
+	free(path);
+	return false;
 }
 
 static int

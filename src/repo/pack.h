@@ -80,9 +80,9 @@ extern int	pv_pack_header_parse(const uint8_t *data, size_t len, const char *pac
 								 const uint8_t pack[PV_PACK_ID_LEN], uint64_t data_len,
 								 pv_index_entry **entries, size_t *count, pv_err *err);
 
-/* Fetch one chunk (authenticated, decompressed, id checked) and append it to out. */
 /* A location from the index is sane before anything is read for it (sizes bounded). */
 extern int	pv_chunk_loc_check(const pv_chunk_loc *loc, pv_err *err);
+/* Fetch one chunk (authenticated, decompressed, id checked) and append it to out. */
 extern int	pv_chunk_fetch(pv_repo *repo, const uint8_t id[32], const pv_chunk_loc *loc,
 						   pv_buf *out, pv_err *err);
 
