@@ -50,6 +50,8 @@ static const char usage_text[] =
 	"      --owner=USER          owner of the restored files (default: the owner of\n"
 	"                            DIR, when run as root)\n"
 	"  -j, --jobs=N              parallel fetch/write threads (default [backup] jobs)\n"
+	"      --sync-method=M       syncfs: one sync of each file system at the end\n"
+	"                            (default [restore] sync_method), fsync: every file\n"
 	"  -n, --dry-run             print the plan, write nothing\n"
 	"  -h, --help                print this help\n\n"
 	"Exit status: 0 done, 1 error, 2 usage, 3 the target cannot be reached (no\n"
@@ -177,7 +179,7 @@ parse_args(pv_cmd_ctx *ctx, restore_args *a, int argc, char **argv)
 	enum
 	{
 		O_TIME = 256, O_LSN, O_XID, O_NAME, O_LATEST, O_IMMEDIATE, O_BACKUP, O_TIMELINE,
-		O_ACTION, O_MAP, O_STANDBY, O_DELTA, O_OWNER, O_NOARCHIVE
+		O_ACTION, O_MAP, O_STANDBY, O_DELTA, O_OWNER, O_NOARCHIVE, O_SYNC
 	};
 	static const struct option opts[] = {
 		{"target", required_argument, NULL, 't'},
@@ -194,6 +196,7 @@ parse_args(pv_cmd_ctx *ctx, restore_args *a, int argc, char **argv)
 		{"standby", no_argument, NULL, O_STANDBY},
 		{"delta", no_argument, NULL, O_DELTA},
 		{"no-archive", no_argument, NULL, O_NOARCHIVE},
+		{"sync-method", required_argument, NULL, O_SYNC},
 		{"owner", required_argument, NULL, O_OWNER},
 		{"jobs", required_argument, NULL, 'j'},
 		{"dry-run", no_argument, NULL, 'n'},
@@ -255,6 +258,10 @@ parse_args(pv_cmd_ctx *ctx, restore_args *a, int argc, char **argv)
 			case O_OWNER:
 				a->owner = optarg;
 				break;
+			case O_SYNC:
+				if (pv_config_set(&ctx->cfg, "restore", "sync_method", optarg, "--sync-method", &err) != 0)
+					return pv_cmd_fail(&err);
+				break;
 			case 'j':
 				if (pv_config_set(&ctx->cfg, "backup", "jobs", optarg, "--jobs", &err) != 0)
 					return pv_cmd_fail(&err);
@@ -284,6 +291,7 @@ parse_args(pv_cmd_ctx *ctx, restore_args *a, int argc, char **argv)
 		return pv_cmd_usage_error("restore", "--target-action has no effect with --latest (recovery ends at the end of the WAL)");
 	a->o.ts_map = a->maps;
 	a->o.nts_map = a->nmaps;
+	a->o.fsync_each = ctx->cfg.restore_sync_method == 1;
 	a->target_dir = pv_strdup(target);
 	return PV_EXIT_OK;
 }

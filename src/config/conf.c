@@ -49,6 +49,7 @@ static const char *const kdfs[] = {"interactive", "moderate", NULL};
 static const char *const checkpoints[] = {"fast", "spread", NULL};
 static const char *const runtimes[] = {"auto", "bwrap", "local", NULL};
 static const char *const transport_modes[] = {"auto", "on", "off", NULL};
+static const char *const sync_methods[] = {"syncfs", "fsync", NULL};
 
 static const key_def keys[] = {
 	{"log", "level", T_ENUM, OFF(log_level), "notice", 0, 0, log_levels},
@@ -93,6 +94,8 @@ static const key_def keys[] = {
 	{"backup", "transport_compression", T_ENUM, OFF(backup_transport_compression), "auto", 0, 0, transport_modes},
 	{"backup", "skip_incompressible", T_BOOL, OFF(backup_skip_incompressible), "on", 0, 0, NULL},
 	{"backup", "reuse_unchanged", T_BOOL, OFF(backup_reuse_unchanged), "on", 0, 0, NULL},
+
+	{"restore", "sync_method", T_ENUM, OFF(restore_sync_method), "syncfs", 0, 0, sync_methods},
 
 	{"wal", "async", T_BOOL, OFF(wal_async), "off", 0, 0, NULL},
 	{"wal", "compression_level", T_INT, OFF(wal_compression_level), "1", 1, 19, NULL},

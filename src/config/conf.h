@@ -75,6 +75,9 @@ typedef struct pv_config
 	bool		backup_skip_incompressible;
 	bool		backup_reuse_unchanged;
 
+	/* [restore] */
+	int			restore_sync_method;	/* 0 syncfs, 1 fsync */
+
 	/* [wal] */
 	bool		wal_async;
 	int64_t		wal_compression_level;

@@ -14,7 +14,10 @@
  * through the page cache, which saves a copy and, on a host that also runs a
  * database, does not push its cache out. Otherwise the kernel is asked to
  * start writing each chunk back at once. The worker that finishes a file's
- * last run sets its size, mode, owner and time and fsyncs it.
+ * last run sets its size, mode, owner and time; it fsyncs the file only
+ * with [restore] sync_method = fsync (and for pg_control): by default
+ * write.c makes everything durable with one syncfs per file system after
+ * the last file, which costs one journal commit instead of one per file.
  *
  * All-zero chunks are not fetched: ftruncate made them already. With
  * --delta an existing file is compared chunk by chunk (pv_chunk_id over
@@ -155,7 +158,7 @@ finish_file(wctx *c, wfile *wf, pv_err *err)
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
 	else if (futimens(wf->fd, ts) != 0)
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not set the time of \"%s\"", path);
-	else if (fsync(wf->fd) != 0)
+	else if ((c->fsync_each || c->pass == PV_PASS_CONTROL) && fsync(wf->fd) != 0)
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync file \"%s\"", path);
 	if (close(wf->fd) != 0 && rc == 0)
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not close file \"%s\"", path);

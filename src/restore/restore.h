@@ -188,6 +188,7 @@ typedef struct pv_restore_opts
 	bool		delta;
 	bool		no_archive;		/* write archive_mode = off */
 	int			jobs;			/* <= 0: number of cores */
+	bool		fsync_each;		/* fsync every file, not one syncfs per file system */
 	bool		set_owner;		/* chown everything to uid/gid */
 	uid_t		uid;
 	gid_t		gid;

@@ -96,6 +96,7 @@ typedef struct wctx
 	int			rootfd;
 	int		   *tsfd;			/* parallel to plan->ts */
 	int			pass;			/* PV_PASS_*: which files pv_restore_write_files writes */
+	bool		fsync_each;		/* fsync each file; else syncfs once after the last (write.c) */
 
 	/* the worker pool (chunks.c) */
 	pv_queue	q;

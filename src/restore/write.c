@@ -22,7 +22,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -668,6 +670,61 @@ open_roots(wctx *c, pv_err *err)
 	return 0;
 }
 
+/*
+ * Does syncfs(2) report write-back errors? Linux does from 5.8 on; before,
+ * it returned 0 even when writing a file back had failed, so on an older
+ * kernel the restore fsyncs every file instead.
+ */
+static bool
+syncfs_reports_errors(void)
+{
+	struct utsname u;
+	int			major = 0;
+	int			minor = 0;
+
+	if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return false;
+	return major > 5 || (major == 5 && minor >= 8);
+}
+
+/*
+ * Make every file written so far durable: one syncfs per file system the
+ * target and the tablespace directories are on. One journal commit and
+ * one cache flush instead of one per file (about 1,000 for a small
+ * cluster). Directories are still fsynced one by one (finish_dirs).
+ */
+static int
+sync_file_systems(wctx *c, pv_err *err)
+{
+	size_t		nroots = c->plan->nts + 1;
+	dev_t	   *done = pv_calloc(nroots, sizeof(dev_t));
+	size_t		ndone = 0;
+	int			rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < nroots; i++)
+	{
+		int			fd = i == 0 ? c->rootfd : c->tsfd[i - 1];
+		const char *path = i == 0 ? c->opts->target_dir : c->plan->ts[i - 1].dir;
+		struct stat st;
+		bool		seen = false;
+
+		if (fstat(fd, &st) != 0)
+		{
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not stat \"%s\"", path);
+			break;
+		}
+		for (size_t j = 0; j < ndone; j++)
+			seen = seen || done[j] == st.st_dev;
+		if (seen)
+			continue;
+		if (syncfs(fd) != 0)
+			rc = pv_err_set(err, PV_E_FAIL, errno, "could not sync the file system of \"%s\"", path);
+		done[ndone++] = st.st_dev;
+	}
+	free(done);
+	return rc;
+}
+
 /* fsync the target's global/ (a missing one is fine: nothing to make durable) */
 static int
 fsync_global(wctx *c, pv_err *err)
@@ -742,6 +799,8 @@ run_steps(wctx *c, pv_pathmap *pm, pv_err *err)
 	c->pass = PV_PASS_ALL_BUT_CONTROL;
 	if (rc == 0)
 		rc = pv_restore_write_files(c, err);
+	if (rc == 0 && !c->fsync_each)
+		rc = sync_file_systems(c, err);
 	if (rc == 0)
 	{
 		pv_crash_point("restore-recovery", NULL);
@@ -792,6 +851,9 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 	for (size_t i = 0; i < plan->nts; i++)
 		c.tsfd[i] = -1;
 	c.nthreads = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
+	c.fsync_each = opts->fsync_each || !syncfs_reports_errors();
+	if (!opts->fsync_each && c.fsync_each)
+		pv_log_info("this kernel's syncfs does not report write errors: fsyncing every file");
 	c.zeros = pv_calloc(1, c.chunk_size);
 	pv_chunk_id(repo->keys, c.zeros, c.chunk_size, c.zero_id);
 	clock_gettime(CLOCK_MONOTONIC, &c.started);

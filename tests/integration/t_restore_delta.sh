@@ -7,6 +7,7 @@
 . "$(dirname "$0")/restore_lib.sh"
 
 need_cmd "$PGVAULT" "pgvault (build it first: scripts/test)"
+need_cmd strace strace
 rl_setup
 
 as_pg "$PG_BINDIR/pgbench" -i -s 3 -q postgres >/dev/null 2>&1
@@ -59,5 +60,30 @@ is "$(rl_psql "select count(*) from pgbench_accounts")" 300000 "pgbench_accounts
 is "$(rl_psql "select count(*) from pgbench_branches")" 3 "pgbench_branches is back"
 is "$(rl_psql "select count(*) from pgbench_tellers")" 30 "pgbench_tellers is whole"
 rl_stop
+
+# [restore] sync_method: by default the files are made durable by one
+# syncfs per file system after the last one; "fsync" fsyncs each file. Both
+# give a directory pg_verifybackup accepts. strace counts the calls.
+declare -A nsyncfs nfsync
+nfiles=$(find "$d" -type f | wc -l)
+for m in syncfs fsync; do
+	_run_capture strace -f -qq -e trace=fsync,syncfs -o "$RL_DIR/strace.$m" \
+		"$PGVAULT" -c "$RL_CONF" restore --target "$RL_DIR/sync-$m" --latest --no-archive --sync-method=$m
+	ok "$RUN_STATUS" "restore --sync-method=$m"
+	[ "$RUN_STATUS" = 0 ] || diag "$RUN_OUTPUT"
+	rl_verifybackup "$RL_DIR/sync-$m"
+	nsyncfs[$m]=$(grep -c ' syncfs(' "$RL_DIR/strace.$m")
+	nfsync[$m]=$(grep -c ' fsync(' "$RL_DIR/strace.$m")
+done
+diag "$nfiles files; syncfs: ${nsyncfs[syncfs]} syncfs, ${nfsync[syncfs]} fsync; fsync: ${nsyncfs[fsync]} syncfs, ${nfsync[fsync]} fsync"
+ok $((nsyncfs[syncfs] >= 1 && nfsync[syncfs] < nfiles / 2 ? 0 : 1)) "sync_method = syncfs: syncfs, and fsync only for directories and the last files"
+ok $((nsyncfs[fsync] == 0 && nfsync[fsync] >= nfiles ? 0 : 1)) "sync_method = fsync: every file fsynced, no syncfs"
+cp "$RL_CONF" "$RL_DIR/bad.conf"
+printf '[restore]\nsync_method = sometimes\n' >>"$RL_DIR/bad.conf"
+_run_capture "$PGVAULT" -c "$RL_DIR/bad.conf" restore --target "$RL_DIR/bad" --latest
+ok $((RUN_STATUS != 0 ? 0 : 1)) "[restore] sync_method = sometimes is refused"
+like "$RUN_OUTPUT" "sync_method" "the error names sync_method: $RUN_OUTPUT"
+[ ! -e "$RL_DIR/bad" ]
+ok $? "nothing written for the refused configuration"
 
 done_testing
