@@ -500,9 +500,27 @@ run_fits(const wctx *c, const wjob *job, const pv_chunk_loc *loc)
 	return hi - lo <= RUN_MAX_SPAN && hi - lo <= 2 * useful + (64u << 10);
 }
 
+/*
+ * Queue a run. The pack range of a new file's run is first handed to the
+ * storage as a prefetch hint: on a local repository the kernel starts
+ * reading it while the run waits in the queue (up to 2 runs per worker
+ * ahead), so a worker seldom waits for a cold read between its writes.
+ * On the bench VM (whose host caches the disk, so a "cold" read is fast)
+ * the gain was within the noise: 10 alternating cold-cache restores, median
+ * 5.7 s with the hint and 6.3 s without; scripts/bench 4.87 s against
+ * 4.68 s the run before. It stays because where a cold read waits for
+ * the device, the hint lets that wait overlap the workers' writes.
+ */
 static bool
 push_job(wctx *c, wjob *job)
 {
+	if (!job->wf->existed)
+	{
+		char		key[64];
+
+		pv_pack_key(job->items[0].loc.pack, key, sizeof(key));
+		pv_storage_prefetch(c->repo->storage, key, job->span_off, job->span_end - job->span_off);
+	}
 	if (pv_queue_push(&c->q, job))
 		return true;
 	free(job);

@@ -101,6 +101,15 @@ pv_storage_sweep_temp(pv_storage *st, int64_t older_than, uint64_t *removed, pv_
 	return st->ops->sweep_temp(st, older_than, removed, err);
 }
 
+void
+pv_storage_prefetch(pv_storage *st, const char *key, uint64_t offset, uint64_t length)
+{
+	pv_err		err;
+
+	if (st->ops->prefetch != NULL && pv_storage_key_check(key, &err) == 0)
+		st->ops->prefetch(st, key, offset, length);
+}
+
 const char *
 pv_storage_location(pv_storage *st)
 {

@@ -76,6 +76,8 @@ typedef struct pv_storage_ops
 	void		(*free) (pv_storage *st);
 	/* optional: remove temp files of writers that died (see pv_storage_sweep_temp) */
 	int			(*sweep_temp) (pv_storage *st, int64_t older_than, uint64_t *removed, pv_err *err);
+	/* optional: start reading a range that will be read soon (see pv_storage_prefetch) */
+	void		(*prefetch) (pv_storage *st, const char *key, uint64_t offset, uint64_t length);
 } pv_storage_ops;
 
 struct pv_storage
@@ -93,6 +95,14 @@ extern int	pv_storage_key_check(const char *key, pv_err *err);
  * *removed counts them.
  */
 extern int	pv_storage_sweep_temp(pv_storage *st, int64_t older_than, uint64_t *removed, pv_err *err);
+
+/*
+ * A hint that [offset, offset + length) of key will be read soon: the local
+ * driver asks the kernel to start reading it into the page cache
+ * (POSIX_FADV_WILLNEED) and returns at once; other drivers ignore it. It
+ * never fails: a read of the range reports any error.
+ */
+extern void pv_storage_prefetch(pv_storage *st, const char *key, uint64_t offset, uint64_t length);
 
 /* Dispatchers (they validate keys, then call the driver). */
 extern pv_stream *pv_storage_open_write(pv_storage *st, const char *key, uint64_t size_hint, pv_err *err);
