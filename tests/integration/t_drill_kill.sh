@@ -19,7 +19,10 @@ pv repo-ls >"$RL_DIR/ls.before" || fail_now "repo-ls"
 # hold_recovery PID: once the drill has prepared its WAL spool, make the
 # server's restore_command block (it writes the name it waits for to
 # wal/want.new: a FIFO nobody reads), so the scratch server stays in
-# recovery; wait until it is there. Sets SCRATCH.
+# recovery; wait until it is there: until restore_command is asked for a WAL
+# segment (the server first asks for a timeline history file, which is not
+# in the spool's index and so not held, before it logs "starting backup
+# recovery"). Sets SCRATCH.
 hold_recovery() {
 	local t p
 	SCRATCH=""
@@ -29,7 +32,7 @@ hold_recovery() {
 		if [ -n "$SCRATCH" ] && [ -f "$SCRATCH/wal/index" ]; then
 			[ -p "$SCRATCH/wal/want.new" ] || { mkfifo -m 666 "$SCRATCH/wal/want.new" || return 1; }
 			for p in $(dl_procs); do
-				tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q 'restore_wal.sh' && return 0
+				tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qE 'restore_wal\.sh [0-9A-F]{24} ' && return 0
 			done
 		fi
 		sleep 0.05
