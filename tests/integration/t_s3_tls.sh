@@ -14,7 +14,7 @@ need_cmd "$TOOL" "pv-storage-tool (build it: make tests/tools/pv-storage-tool)"
 need_cmd openssl openssl
 need_cmd node nodejs
 
-plan 17
+plan 18
 
 work=$(mktemp_dir) || fail_now "no work dir"
 s3_start
@@ -40,7 +40,8 @@ ok $? "CA and server certificate (127.0.0.1) made with openssl" || diag "$out"
 # ---------------------------------------------------------------- HTTPS reverse proxy
 cat >"$work/tlsproxy.js" <<'EOF'
 // HTTPS -> HTTP reverse proxy; Host and path pass through unchanged (SigV4
-// still verifies upstream). One line per request and per failed handshake.
+// still verifies upstream). One line per TCP connection, per request and per
+// failed handshake.
 'use strict';
 const https = require('https');
 const http = require('http');
@@ -54,6 +55,7 @@ const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSyn
   up.on('error', () => res.destroy());
   req.pipe(up);
 });
+srv.on('connection', (sock) => note(`connection ${sock.remotePort}`));
 srv.on('tlsClientError', (e) => note(`handshake-failed ${e.code || e.message}`));
 srv.listen(Number(port), '127.0.0.1', () => note('ready'));
 EOF
@@ -71,6 +73,7 @@ pvs() {
 }
 requests() { grep -c '^request ' "$tlslog"; }
 handshake_failures() { grep -c '^handshake-failed' "$tlslog"; }
+connections() { grep -c '^connection ' "$tlslog"; }
 
 head -c 300000 /dev/urandom >"$work/obj.bin"
 
@@ -88,7 +91,12 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 sleep 0.5
-is "$(handshake_failures)" 1 "exactly one handshake: a certificate failure is not retried"
+# count TCP connections, not failure events: once (in CI, under load) the
+# proxy logged 2 failed handshakes for one put, and its log did not say
+# whether node reported one handshake twice or the client connected twice
+[ "$(handshake_failures)" -ge 1 ]
+ok $? "the proxy saw the handshake fail" || diag "$(cat "$tlslog")"
+is "$(connections)" 1 "exactly one connection: a certificate failure is not retried" || diag "$(cat "$tlslog")"
 
 out=$(PGVAULT_REPO_S3_VERIFY_TLS=on pvs head tls/obj.bin 2>&1)
 like "$out" 'curl error 60' "s3_verify_tls = on explicitly: refused too"
