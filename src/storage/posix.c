@@ -166,58 +166,81 @@ posix_open_write(pv_storage *st, const char *key, uint64_t size_hint, pv_err *er
 
 /* ------------------------------------------------------------ read/head */
 
+/*
+ * Open key for reading [*offset, *offset + *length) (*length
+ * PV_STORAGE_TO_END: to the end, resolved here). The fd, or -1 with *err
+ * set; *path is the file's path (the caller frees it).
+ */
+static int
+open_range(posix_storage *ps, const char *key, uint64_t offset, uint64_t *length, char **path, pv_err *err)
+{
+	struct stat sb;
+	int			fd;
+
+	*path = full_path(ps, key);
+	fd = open(*path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return pv_err_set(err, errno == ENOENT ? PV_E_NOTFOUND : PV_E_FAIL, errno, "could not open file \"%s\"", *path);
+	if (fstat(fd, &sb) != 0)
+	{
+		pv_err_set(err, PV_E_FAIL, errno, "could not stat file \"%s\"", *path);
+		close(fd);
+		return -1;
+	}
+	if (offset > (uint64_t) sb.st_size ||
+		(*length != PV_STORAGE_TO_END && *length > (uint64_t) sb.st_size - offset))
+	{
+		pv_err_set(err, PV_E_FAIL, 0, "range %llu+%llu is past the end of \"%s\" (%llu bytes)",
+				   (unsigned long long) offset, (unsigned long long) *length, *path,
+				   (unsigned long long) sb.st_size);
+		close(fd);
+		return -1;
+	}
+	if (*length == PV_STORAGE_TO_END)
+		*length = (uint64_t) sb.st_size - offset;
+	return fd;
+}
+
+/* pread up to want bytes at offset: the count (> 0), or -1 with *err set (also for end of file). */
+static ssize_t
+read_some(int fd, uint8_t *buf, size_t want, uint64_t offset, const char *path, pv_err *err)
+{
+	for (;;)
+	{
+		ssize_t		n = pread(fd, buf, want, (off_t) offset);
+
+		if (n > 0)
+			return n;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			pv_err_set(err, PV_E_FAIL, errno, "could not read file \"%s\"", path);
+		else
+			pv_err_set(err, PV_E_FAIL, 0, "file \"%s\" shrank while being read", path);
+		return -1;
+	}
+}
+
 static int
 posix_read(pv_storage *st, const char *key, uint64_t offset, uint64_t length,
 		   pv_stream *sink, pv_err *err)
 {
-	posix_storage *ps = (posix_storage *) st;
-	char	   *path = full_path(ps, key);
+	char	   *path;
 	uint8_t    *buf;
-	struct stat sb;
 	int			fd;
 	int			rc = -1;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	if ((fd = open_range((posix_storage *) st, key, offset, &length, &path, err)) < 0)
 	{
-		pv_err_set(err, errno == ENOENT ? PV_E_NOTFOUND : PV_E_FAIL, errno, "could not open file \"%s\"", path);
 		free(path);
 		return -1;
 	}
-	if (fstat(fd, &sb) != 0)
-	{
-		pv_err_set(err, PV_E_FAIL, errno, "could not stat file \"%s\"", path);
-		goto out_nobuf;
-	}
-	if (offset > (uint64_t) sb.st_size ||
-		(length != PV_STORAGE_TO_END && length > (uint64_t) sb.st_size - offset))
-	{
-		pv_err_set(err, PV_E_FAIL, 0, "range %llu+%llu is past the end of \"%s\" (%llu bytes)",
-				   (unsigned long long) offset, (unsigned long long) length, path,
-				   (unsigned long long) sb.st_size);
-		goto out_nobuf;
-	}
-	if (length == PV_STORAGE_TO_END)
-		length = (uint64_t) sb.st_size - offset;
 	buf = pv_malloc(1 << 20);
 	while (length > 0)
 	{
-		size_t		want = length > (1 << 20) ? (1 << 20) : (size_t) length;
-		ssize_t		n = pread(fd, buf, want, (off_t) offset);
+		ssize_t		n = read_some(fd, buf, length > (1 << 20) ? (1 << 20) : (size_t) length, offset, path, err);
 
-		if (n < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			pv_err_set(err, PV_E_FAIL, errno, "could not read file \"%s\"", path);
-			goto out;
-		}
-		if (n == 0)
-		{
-			pv_err_set(err, PV_E_FAIL, 0, "file \"%s\" shrank while being read", path);
-			goto out;
-		}
-		if (pv_stream_write(sink, buf, (size_t) n, err) != 0)
+		if (n < 0 || pv_stream_write(sink, buf, (size_t) n, err) != 0)
 			goto out;
 		offset += (uint64_t) n;
 		length -= (uint64_t) n;
@@ -225,7 +248,51 @@ posix_read(pv_storage *st, const char *key, uint64_t offset, uint64_t length,
 	rc = 0;
 out:
 	free(buf);
-out_nobuf:
+	close(fd);
+	free(path);
+	return rc;
+}
+
+/* read_buf: pread straight into the caller's buffer. */
+static int
+posix_read_buf(pv_storage *st, const char *key, uint64_t offset, uint64_t length,
+			   pv_buf *out, pv_err *err)
+{
+	char	   *path;
+	size_t		start = out->len;
+	int			fd;
+	int			rc = -1;
+
+	if ((fd = open_range((posix_storage *) st, key, offset, &length, &path, err)) < 0)
+	{
+		free(path);
+		return -1;
+	}
+	if (length > SIZE_MAX / 2)
+	{
+		pv_err_set(err, PV_E_FAIL, 0, "range of %llu bytes of \"%s\" is too large to read into memory",
+				   (unsigned long long) length, path);
+		close(fd);
+		free(path);
+		return -1;
+	}
+	pv_buf_reserve(out, (size_t) length);
+	while (length > 0)
+	{
+		ssize_t		n = read_some(fd, out->data + out->len, (size_t) length, offset, path, err);
+
+		if (n < 0)
+		{
+			out->len = start;
+			goto out;
+		}
+		out->len += (size_t) n;
+		offset += (uint64_t) n;
+		length -= (uint64_t) n;
+	}
+	rc = 0;
+out:
+	out->data[out->len] = '\0';
 	close(fd);
 	free(path);
 	return rc;
@@ -519,7 +586,7 @@ posix_prefetch(pv_storage *st, const char *key, uint64_t offset, uint64_t length
 static const pv_storage_ops posix_ops = {
 	"local", posix_open_write, posix_read, posix_head, posix_list,
 	posix_remove, posix_remove_many, posix_location, posix_free, posix_sweep_temp,
-	posix_prefetch
+	posix_prefetch, posix_read_buf
 };
 
 pv_storage *

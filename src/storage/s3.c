@@ -1873,7 +1873,8 @@ static const pv_storage_ops s3_ops = {
 	"s3", s3_open_write, s3_read, s3_head, s3_list,
 	s3_remove, s3_remove_many, s3_location, s3_free,
 	NULL,						/* no temp objects: uploads are atomic on S3 */
-	NULL						/* no prefetch: each run is one ranged GET */
+	NULL,						/* no prefetch: each run is one ranged GET */
+	NULL						/* read_buf: through a buffer sink */
 };
 
 /* A secret in sodium_malloc'd memory (NUL-terminated); exits when out of memory. */

@@ -56,6 +56,23 @@ pv_storage_read(pv_storage *st, const char *key, uint64_t offset, uint64_t lengt
 }
 
 int
+pv_storage_read_buf(pv_storage *st, const char *key, uint64_t offset, uint64_t length,
+					pv_buf *out, pv_err *err)
+{
+	pv_stream  *sink;
+	int			rc;
+
+	if (pv_storage_key_check(key, err) != 0)
+		return -1;
+	if (st->ops->read_buf != NULL)
+		return st->ops->read_buf(st, key, offset, length, out, err);
+	sink = pv_stream_buffer_new(out);
+	rc = st->ops->read(st, key, offset, length, sink, err);
+	pv_stream_free(sink);
+	return rc;
+}
+
+int
 pv_storage_head(pv_storage *st, const char *key, pv_storage_info *info, pv_err *err)
 {
 	if (pv_storage_key_check(key, err) != 0)

@@ -78,6 +78,9 @@ typedef struct pv_storage_ops
 	int			(*sweep_temp) (pv_storage *st, int64_t older_than, uint64_t *removed, pv_err *err);
 	/* optional: start reading a range that will be read soon (see pv_storage_prefetch) */
 	void		(*prefetch) (pv_storage *st, const char *key, uint64_t offset, uint64_t length);
+	/* optional: read into memory without a stream (see pv_storage_read_buf) */
+	int			(*read_buf) (pv_storage *st, const char *key, uint64_t offset, uint64_t length,
+							 pv_buf *out, pv_err *err);
 } pv_storage_ops;
 
 struct pv_storage
@@ -108,6 +111,13 @@ extern void pv_storage_prefetch(pv_storage *st, const char *key, uint64_t offset
 extern pv_stream *pv_storage_open_write(pv_storage *st, const char *key, uint64_t size_hint, pv_err *err);
 extern int	pv_storage_read(pv_storage *st, const char *key, uint64_t offset, uint64_t length,
 							pv_stream *sink, pv_err *err);
+/*
+ * read, appending exactly [offset, offset + length) to out: the local driver
+ * reads straight into out (no copy through a stream); others go through a
+ * buffer sink.
+ */
+extern int	pv_storage_read_buf(pv_storage *st, const char *key, uint64_t offset, uint64_t length,
+								pv_buf *out, pv_err *err);
 extern int	pv_storage_head(pv_storage *st, const char *key, pv_storage_info *info, pv_err *err);
 extern int	pv_storage_list(pv_storage *st, const char *prefix, const char *after, size_t max,
 							pv_storage_page *page, pv_err *err);

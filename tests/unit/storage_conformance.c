@@ -171,6 +171,21 @@ START_TEST(conf_ranges)
 	ck_assert_int_eq(pv_storage_read(st, "r/obj", 99990, 11, sink, &err), -1);
 	ck_assert_int_eq(pv_storage_read(st, "r/obj", 200000, 1, sink, &err), -1);
 	pv_stream_free(sink);
+	/* the same through read_buf (appends; nothing appended on an error) */
+	pv_buf_reset(&b);
+	pv_buf_append(&b, "x", 1);
+	ck_assert_int_eq(pv_storage_read_buf(st, "r/obj", 1000, 5000, &b, &err), 0);
+	ck_assert_uint_eq(b.len, 5001);
+	ck_assert_mem_eq(b.data + 1, data + 1000, 5000);
+	ck_assert_int_eq(pv_storage_read_buf(st, "r/obj", 99990, PV_STORAGE_TO_END, &b, &err), 0);
+	ck_assert_uint_eq(b.len, 5011);
+	ck_assert_mem_eq(b.data + 5001, data + 99990, 10);
+	ck_assert_int_eq(pv_storage_read_buf(st, "r/obj", 99990, 11, &b, &err), -1);
+	ck_assert_int_eq(pv_storage_read_buf(st, "r/obj", 200000, 1, &b, &err), -1);
+	ck_assert_int_eq(pv_storage_read_buf(st, "r/missing", 0, 1, &b, &err), -1);
+	ck_assert_int_eq(err.kind, PV_E_NOTFOUND);
+	ck_assert_int_eq(pv_storage_read_buf(st, "../r/obj", 0, 1, &b, &err), -1);
+	ck_assert_uint_eq(b.len, 5011);
 	pv_buf_free(&b);
 	close_fn(st);
 }
