@@ -625,97 +625,183 @@ pv_chunk_seal(const pv_keys *keys, const uint8_t id[32], const uint8_t *data, si
 	return 0;
 }
 
+/*
+ * The size of a decrypted record's content: flag 0 (raw) or 1 (zstd, whose
+ * frame header gives the size), at most max_len bytes.
+ */
+static int
+chunk_content_size(const uint8_t *plain, size_t plen, size_t max_len, const char *idhex,
+				   size_t *size, pv_err *err)
+{
+	if (plain[0] == 0)
+		*size = plen - 1;
+	else if (plain[0] == 1)
+	{
+		unsigned long long n = ZSTD_getFrameContentSize(plain + 1, plen - 1);
+
+		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > max_len)
+			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s has an invalid compressed size", idhex);
+		*size = (size_t) n;
+	}
+	else
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s has an unknown encoding %d", idhex, plain[0]);
+	if (*size > max_len)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is larger than %zu bytes", idhex, max_len);
+	return 0;
+}
+
+/* Decode a decrypted record's content (size from chunk_content_size) into dst. */
+static int
+chunk_decode(const uint8_t *plain, size_t plen, uint8_t *dst, size_t size, const char *idhex, pv_err *err)
+{
+	size_t		n;
+
+	if (plain[0] == 0)
+	{
+		if (dst != plain + 1)
+			memcpy(dst, plain + 1, size);
+		return 0;
+	}
+	n = ZSTD_decompressDCtx(thread_zstd()->d, dst, size, plain + 1, plen - 1);
+	if (ZSTD_isError(n) || n != size)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s does not decompress: %s", idhex,
+						  ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size");
+	return 0;
+}
+
+/* With cipher xchacha, the length of a record's plaintext (flag and payload). */
+static int
+chunk_plain_len(size_t len, const char *idhex, size_t *plen, pv_err *err)
+{
+	if (len < NONCE_LEN + 1 + TAG_LEN)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is truncated (%zu bytes)", idhex, len);
+	*plen = len - NONCE_LEN - TAG_LEN;
+	return 0;
+}
+
+/* Authenticate and decrypt a record into plain (room for chunk_plain_len bytes). */
+static int
+chunk_decrypt(const pv_keys *keys, const uint8_t id[32], const uint8_t *rec, size_t len, uint8_t *plain,
+			  const char *idhex, pv_err *err)
+{
+	uint8_t		ad[CHUNK_AD_PREFIX_LEN + 32];
+
+	chunk_ad(id, ad);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(plain, NULL, rec + NONCE_LEN, len - NONCE_LEN - TAG_LEN,
+															rec + len - TAG_LEN, ad, sizeof(ad), rec,
+															keys->chunk_key) != 0)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s failed authentication: it was modified or damaged", idhex);
+	return 0;
+}
+
+/* Whether data hashes to id (the keyed chunk id). */
+static int
+chunk_check_id(const pv_keys *keys, const uint8_t id[32], const uint8_t *data, size_t len, const char *idhex,
+			   pv_err *err)
+{
+	uint8_t		check[32];
+
+	pv_chunk_id(keys, data, len, check);
+	if (sodium_memcmp(check, id, 32) != 0)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s does not match its id", idhex);
+	return 0;
+}
+
 static int
 chunk_open(const pv_keys *keys, const uint8_t id[32], const uint8_t *rec, size_t len,
 		   size_t max_len, bool check_id, pv_buf *out, pv_err *err)
 {
 	char		idhex[65];
-	uint8_t    *plain;
-	size_t		plen;
-	size_t		start = out->len;
-	uint8_t		check[32];
+	pv_buf		plain;
+	const uint8_t *p;
+	size_t		plen = 0;
+	size_t		size = 0;
 	int			rc = -1;
+
+	pv_hex_encode(id, 32, idhex);
+	pv_buf_init(&plain);
+	if (keys->cipher == PV_CIPHER_NONE)
+	{
+		if (len < 1)
+			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is empty", idhex);
+		p = rec;
+		plen = len;
+	}
+	else
+	{
+		if (chunk_plain_len(len, idhex, &plen, err) != 0)
+			return -1;
+		pv_buf_reserve(&plain, plen);
+		if (chunk_decrypt(keys, id, rec, len, plain.data, idhex, err) != 0)
+			goto done;
+		plain.len = plen;
+		p = plain.data;
+	}
+	if (chunk_content_size(p, plen, max_len, idhex, &size, err) != 0)
+		goto done;
+	pv_buf_reserve(out, size);
+	if (chunk_decode(p, plen, out->data + out->len, size, idhex, err) != 0)
+		goto done;
+	if ((check_id || keys->cipher == PV_CIPHER_NONE) &&
+		chunk_check_id(keys, id, out->data + out->len, size, idhex, err) != 0)
+		goto done;
+	out->len += size;
+	rc = 0;
+done:
+	if (out->data != NULL)
+	{
+		if (rc != 0)
+			sodium_memzero(out->data + out->len, size);
+		out->data[out->len] = '\0';
+	}
+	pv_buf_free(&plain);		/* wipes the plaintext */
+	return rc;
+}
+
+int
+pv_chunk_open_to(const pv_keys *keys, const uint8_t id[32], const uint8_t *rec, size_t len,
+				 uint8_t *dst, size_t want, pv_buf *scratch, pv_err *err)
+{
+	char		idhex[65];
+	const uint8_t *p;
+	size_t		plen = 0;
+	size_t		size;
 
 	pv_hex_encode(id, 32, idhex);
 	if (keys->cipher == PV_CIPHER_NONE)
 	{
 		if (len < 1)
 			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is empty", idhex);
-		plain = pv_malloc(len);
-		memcpy(plain, rec, len);
+		p = rec;
 		plen = len;
 	}
 	else
 	{
-		uint8_t		ad[CHUNK_AD_PREFIX_LEN + 32];
-
-		if (len < NONCE_LEN + 1 + TAG_LEN)
-			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is truncated (%zu bytes)", idhex, len);
-		chunk_ad(id, ad);
-		plen = len - NONCE_LEN - TAG_LEN;
-		plain = pv_malloc(plen);
-		if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, rec + NONCE_LEN, len - NONCE_LEN,
-													   ad, sizeof(ad), rec, keys->chunk_key) != 0)
+		if (chunk_plain_len(len, idhex, &plen, err) != 0)
+			return -1;
+		if (plen - 1 > want)
+			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is larger than %zu bytes", idhex, want);
+		/* flag at dst[-1]: a raw payload lands in place */
+		if (chunk_decrypt(keys, id, rec, len, dst - 1, idhex, err) != 0)
+			return -1;
+		p = dst - 1;
+		if (p[0] == 1)
 		{
-			free(plain);
-			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s failed authentication: it was modified or damaged", idhex);
+			/* zstd: the compressed bytes move out of the way of the output */
+			pv_buf_reset(scratch);
+			pv_buf_append(scratch, p, plen);
+			p = scratch->data;
 		}
 	}
-	if (plain[0] == 0)
-	{
-		if (plen - 1 > max_len)
-		{
-			pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is larger than %zu bytes", idhex, max_len);
-			goto done;
-		}
-		pv_buf_append(out, plain + 1, plen - 1);
-	}
-	else if (plain[0] == 1)
-	{
-		unsigned long long size = ZSTD_getFrameContentSize(plain + 1, plen - 1);
-		size_t		n;
-
-		if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > max_len)
-		{
-			pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s has an invalid compressed size", idhex);
-			goto done;
-		}
-		pv_buf_reserve(out, (size_t) size);
-		n = ZSTD_decompressDCtx(thread_zstd()->d, out->data + out->len, (size_t) size, plain + 1, plen - 1);
-		if (ZSTD_isError(n) || n != size)
-		{
-			pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s does not decompress: %s", idhex,
-					   ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong size");
-			goto done;
-		}
-		out->len += n;
-		out->data[out->len] = '\0';
-	}
-	else
-	{
-		pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s has an unknown encoding %d", idhex, plain[0]);
-		goto done;
-	}
-	if (check_id || keys->cipher == PV_CIPHER_NONE)
-	{
-		pv_chunk_id(keys, out->data + start, out->len - start, check);
-		if (sodium_memcmp(check, id, 32) != 0)
-		{
-			pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s does not match its id", idhex);
-			goto done;
-		}
-	}
-	rc = 0;
-done:
-	if (rc != 0 && out->data != NULL)
-	{
-		sodium_memzero(out->data + start, out->len - start);
-		out->len = start;
-		out->data[start] = '\0';
-	}
-	sodium_memzero(plain, plen);
-	free(plain);
-	return rc;
+	if (chunk_content_size(p, plen, want, idhex, &size, err) != 0)
+		return -1;
+	if (size != want)
+		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s has %zu bytes, expected %zu", idhex, size, want);
+	if (chunk_decode(p, plen, dst, size, idhex, err) != 0)
+		return -1;
+	if (keys->cipher == PV_CIPHER_NONE && chunk_check_id(keys, id, dst, size, idhex, err) != 0)
+		return -1;
+	return 0;
 }
 
 int

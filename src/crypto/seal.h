@@ -87,6 +87,18 @@ extern int	pv_chunk_open(const pv_keys *keys, const uint8_t id[32], const uint8_
  */
 extern int	pv_chunk_open_fast(const pv_keys *keys, const uint8_t id[32], const uint8_t *rec, size_t len,
 							   size_t max_len, pv_buf *out, pv_err *err);
+
+/*
+ * Restore's zero-copy variant of pv_chunk_open_fast: the chunk, which must
+ * be exactly want bytes, is decoded into dst, and dst[-1] must be writable
+ * too (the record is decrypted to dst - 1, so a chunk stored raw lands in
+ * place; a compressed one is moved to scratch first and decompressed into
+ * dst). dst and scratch hold plaintext afterwards, also after an error: the
+ * caller wipes them. With cipher none the id is checked as in
+ * pv_chunk_open_fast.
+ */
+extern int	pv_chunk_open_to(const pv_keys *keys, const uint8_t id[32], const uint8_t *rec, size_t len,
+							 uint8_t *dst, size_t want, pv_buf *scratch, pv_err *err);
 /* Bytes a record adds on top of its payload (nonce, flag, tag). */
 extern size_t pv_chunk_overhead(const pv_keys *keys);
 
