@@ -29,6 +29,16 @@ pv_malloc(size_t size)
 }
 
 void *
+pv_malloc_aligned(size_t align, size_t size)
+{
+	void	   *p = NULL;
+
+	if (posix_memalign(&p, align, size ? size : 1) != 0)
+		out_of_memory(size);
+	return p;
+}
+
+void *
 pv_calloc(size_t n, size_t size)
 {
 	void	   *p = calloc(n ? n : 1, size ? size : 1);

@@ -13,6 +13,8 @@
 #include <stdint.h>
 
 extern void *pv_malloc(size_t size);
+/* align: a power of two, a multiple of sizeof(void *) (posix_memalign) */
+extern void *pv_malloc_aligned(size_t align, size_t size);
 extern void *pv_calloc(size_t n, size_t size);
 extern void *pv_realloc(void *ptr, size_t size);
 extern char *pv_strdup(const char *s);

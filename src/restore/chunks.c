@@ -6,15 +6,21 @@
  * ftruncate, and queues its chunks as runs: consecutive chunks of the file
  * whose records lie close together in one pack, at most RUN_MAX_SPAN bytes
  * of pack. A worker reads a run's pack range with one storage read (one
- * request on S3), authenticates and decompresses each record
- * (pv_chunk_open_fast: the AEAD binds each record to its id) and pwrites
- * it at chunk * chunk size. New files are written with O_DIRECT where the file system allows
- * it (chunk offsets are block-aligned; a file's short last chunk is padded
- * and the file cut back to its size at the end): the data does not go
+ * request on S3; the local driver preads straight into the worker's
+ * buffer), takes a block-aligned buffer from a fixed pool and has
+ * pv_chunk_open_to authenticate and decode each record into it (the AEAD
+ * binds each record to its id; a chunk stored raw is decrypted in place, a
+ * compressed one decompressed straight into the buffer: no copy of the
+ * chunk), then hands the buffer to a writer thread, which pwrites it at
+ * chunk * chunk size (so a worker decodes the next chunk while the last
+ * one is being written). New files are written with O_DIRECT where the
+ * file system allows it (chunk offsets are block-aligned; a file's short
+ * last chunk is padded and the file cut back to its size at the end): the
+ * data does not go
  * through the page cache, which saves a copy and, on a host that also runs a
  * database, does not push its cache out. Otherwise the kernel is asked to
- * start writing each chunk back at once. The worker that finishes a file's
- * last run sets its size, mode, owner and time; it fsyncs the file only
+ * start writing each chunk back at once. The thread that writes a file's
+ * last chunk sets its size, mode, owner and time; it fsyncs the file only
  * with [restore] sync_method = fsync (and for pg_control): by default
  * write.c makes everything durable with one syncfs per file system after
  * the last file, which costs one journal commit instead of one per file.
@@ -24,7 +30,9 @@
  * what is on disk) and only differing chunks are fetched and written.
  *
  * Memory: the queue holds at most 2 runs per worker; a worker holds one
- * pack range, one chunk and one block-aligned chunk buffer.
+ * pack range and one compressed chunk; the pool has WRITE_BUFS_PER_JOB
+ * block-aligned chunk buffers per worker (wiped when the restore ends).
+ * --delta runs are compared and written by the worker itself.
  */
 #include "config.h"
 
@@ -35,6 +43,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "common/crash.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -43,6 +53,7 @@
 #define RUN_MAX_CHUNKS 64
 #define RUN_MAX_SPAN (4u << 20)
 #define DIRECT_ALIGN 4096		/* offsets, lengths and buffers of O_DIRECT writes */
+#define WRITE_BUFS_PER_JOB 3	/* chunk buffers between the workers and the writers */
 
 typedef struct run_item
 {
@@ -73,6 +84,7 @@ set_failed(wctx *c, const pv_err *err)
 	}
 	pthread_mutex_unlock(&c->mu);
 	pv_queue_close(&c->q);
+	pv_queue_close(&c->free);
 }
 
 static bool
@@ -178,19 +190,18 @@ finish_file(wctx *c, wfile *wf, pv_err *err)
 }
 
 /*
- * An O_DIRECT write of a chunk from the worker's aligned buffer, padded with
- * zeros to the block size (finish_file cuts the file back to its size).
- * 1 written, 0 not written: the caller writes it buffered (after EINVAL the
- * whole file is switched to buffered writes), -1 error.
+ * An O_DIRECT write of a chunk held in an aligned pool buffer (room for a
+ * whole chunk), padded in place with zeros to the block size (finish_file
+ * cuts the file back to its size). 1 written, 0 not written: the caller
+ * writes it buffered (after EINVAL the whole file is switched to buffered
+ * writes), -1 error.
  */
 static int
-put_direct(wfile *wf, uint64_t off, const uint8_t *data, size_t len, uint8_t *abuf,
-		   const char *path, pv_err *err)
+put_direct(wfile *wf, uint64_t off, uint8_t *abuf, size_t len, const char *path, pv_err *err)
 {
 	size_t		alen = (len + DIRECT_ALIGN - 1) & ~(size_t) (DIRECT_ALIGN - 1);
 	ssize_t		n;
 
-	memcpy(abuf, data, len);
 	memset(abuf + len, 0, alen - len);
 	do
 		n = pwrite(wf->fd, abuf, alen, (off_t) off);
@@ -212,16 +223,19 @@ put_direct(wfile *wf, uint64_t off, const uint8_t *data, size_t len, uint8_t *ab
 	return 0;					/* short: redo it buffered */
 }
 
-/* Write one plaintext chunk at its place. */
+/*
+ * Write one plaintext chunk at its place; aligned: data is a pool buffer
+ * (see put_direct), which allows an O_DIRECT write.
+ */
 static int
-put_chunk(wctx *c, wfile *wf, size_t chunk, const uint8_t *data, size_t len, uint8_t *abuf,
+put_chunk(wctx *c, wfile *wf, size_t chunk, uint8_t *data, size_t len, bool aligned,
 		  const char *path, pv_err *err)
 {
 	uint64_t	off = (uint64_t) chunk * c->chunk_size;
 
-	if (abuf != NULL && atomic_load(&wf->direct))
+	if (aligned && atomic_load(&wf->direct))
 	{
-		int			rc = put_direct(wf, off, data, len, abuf, path, err);
+		int			rc = put_direct(wf, off, data, len, path, err);
 
 		if (rc < 0)
 			return -1;
@@ -238,42 +252,86 @@ put_chunk(wctx *c, wfile *wf, size_t chunk, const uint8_t *data, size_t len, uin
 	return 0;
 }
 
-/* A run of a new file: one read of the pack range, then every record. */
+/* The last chunk of a file done: finish it (any thread). */
+static void
+chunks_done(wctx *c, wfile *wf, size_t n)
+{
+	pv_err		err;
+
+	pv_err_clear(&err);
+	if (atomic_fetch_sub(&wf->remaining, n) == n && !has_failed(c) && finish_file(c, wf, &err) != 0)
+		set_failed(c, &err);
+}
+
+/*
+ * A writer thread: pwrites the chunks the workers decrypted and
+ * decompressed into pool buffers, and gives each buffer back. Writers let a
+ * worker go on with the next chunk while its last one is on its way to the
+ * disk: with the worker writing itself, its CPU work and its writes took
+ * turns, and an O_DIRECT write waits for the device.
+ */
+static void *
+writer_main(void *arg)
+{
+	wctx	   *c = arg;
+	wbuf	   *b;
+
+	while ((b = pv_queue_pop(&c->wq)) != NULL)
+	{
+		wfile	   *wf = b->wf;
+		pv_err		err;
+		char		path[2048];
+
+		pv_err_clear(&err);
+		if (!has_failed(c))
+		{
+			pv_restore_full_path(c, wf->f->tablespace, wf->f->path, path, sizeof(path));
+			if (put_chunk(c, wf, b->chunk, b->data, b->len, true, path, &err) != 0)
+				set_failed(c, &err);
+		}
+		b->wf = NULL;
+		(void) pv_queue_push(&c->free, b);	/* closed after a failure: nobody waits */
+		if (!has_failed(c))
+			chunks_done(c, wf, 1);
+	}
+	return NULL;
+}
+
+/* A run of a new file: one read of the pack range, then every record, to the writers. */
 static int
-do_run(wctx *c, wjob *job, pv_buf *span, pv_buf *plain, uint8_t *abuf, const char *path, pv_err *err)
+do_run(wctx *c, wjob *job, pv_buf *span, pv_buf *plain, pv_err *err)
 {
 	const pv_manifest_file *f = job->wf->f;
 	char		key[64];
-	pv_stream  *sink;
 	int			rc;
 
 	pv_pack_key(job->items[0].loc.pack, key, sizeof(key));
 	pv_buf_reset(span);
-	sink = pv_stream_buffer_new(span);
-	rc = pv_storage_read(c->repo->storage, key, job->span_off, job->span_end - job->span_off, sink, err);
-	pv_stream_free(sink);
+	rc = pv_storage_read_buf(c->repo->storage, key, job->span_off, job->span_end - job->span_off, span, err);
 	c->reads++;
 	if (rc != 0)
 		return pv_err_prefix(err, "could not read chunks of \"%s\"", f->path);
-	if (span->len != job->span_end - job->span_off)
-		return pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\": short read at offset %llu", key,
-						  (unsigned long long) job->span_off);
 	for (size_t i = 0; i < job->n; i++)
 	{
 		const run_item *it = &job->items[i];
 		size_t		len = chunk_len(c, f, it->chunk);
+		wbuf	   *b;
 
-		pv_buf_reset(plain);
-		if (pv_chunk_open_fast(c->repo->keys, f->chunks[it->chunk], span->data + (it->loc.offset - job->span_off),
-							   it->loc.length, len, plain, err) != 0)
+		if ((b = pv_queue_pop(&c->free)) == NULL)
+			return -1;			/* closed: the pool has failed */
+		if (pv_chunk_open_to(c->repo->keys, f->chunks[it->chunk], span->data + (it->loc.offset - job->span_off),
+							 it->loc.length, b->data, len, plain, err) != 0)
+		{
+			(void) pv_queue_push(&c->free, b);
 			return pv_err_prefix(err, "chunk %zu of \"%s\" (pack \"%s\" offset %llu)", it->chunk, f->path, key,
 								 (unsigned long long) it->loc.offset);
-		if (plain->len != len)
-			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %zu of \"%s\" has %zu bytes, expected %zu",
-							  it->chunk, f->path, plain->len, len);
+		}
 		c->chunks_fetched++;
 		c->bytes_fetched += len;
-		if (put_chunk(c, job->wf, it->chunk, plain->data, len, abuf, path, err) != 0)
+		b->wf = job->wf;
+		b->chunk = it->chunk;
+		b->len = len;
+		if (!pv_queue_push(&c->wq, b))
 			return -1;
 	}
 	return 0;
@@ -309,7 +367,7 @@ do_delta(wctx *c, wjob *job, uint8_t *buf, pv_buf *plain, const char *path, pv_e
 		if (it->zero)
 		{
 			c->chunks_zero++;
-			if (put_chunk(c, job->wf, it->chunk, c->zeros, len, NULL, path, err) != 0)
+			if (put_chunk(c, job->wf, it->chunk, c->zeros, len, false, path, err) != 0)
 				return -1;
 			continue;
 		}
@@ -322,7 +380,7 @@ do_delta(wctx *c, wjob *job, uint8_t *buf, pv_buf *plain, const char *path, pv_e
 							  it->chunk, f->path, plain->len, len);
 		c->chunks_fetched++;
 		c->bytes_fetched += len;
-		if (put_chunk(c, job->wf, it->chunk, plain->data, len, NULL, path, err) != 0)
+		if (put_chunk(c, job->wf, it->chunk, plain->data, len, false, path, err) != 0)
 			return -1;
 	}
 	return 0;
@@ -333,15 +391,12 @@ worker_main(void *arg)
 {
 	wctx	   *c = arg;
 	uint8_t    *buf = c->opts->delta ? pv_malloc(c->chunk_size) : NULL;
-	uint8_t    *abuf = NULL;
 	pv_buf		span;
 	pv_buf		plain;
 	wjob	   *job;
 
 	pv_buf_init(&span);
 	pv_buf_init(&plain);
-	if (c->chunk_size % DIRECT_ALIGN == 0 && posix_memalign((void **) &abuf, DIRECT_ALIGN, c->chunk_size) != 0)
-		abuf = NULL;			/* then buffered writes only */
 	while ((job = pv_queue_pop(&c->q)) != NULL)
 	{
 		pv_err		err;
@@ -349,20 +404,20 @@ worker_main(void *arg)
 		char		path[2048];
 
 		pv_err_clear(&err);
-		pv_restore_full_path(c, wf->f->tablespace, wf->f->path, path, sizeof(path));
-		if (!has_failed(c) &&
-			(wf->existed ? do_delta(c, job, buf, &plain, path, &err)
-			 : do_run(c, job, &span, &plain, abuf, path, &err)) != 0)
-			set_failed(c, &err);
-		/* the last run of a file finishes it */
-		if (atomic_fetch_sub(&wf->remaining, job->n) == job->n && !has_failed(c) && finish_file(c, wf, &err) != 0)
-			set_failed(c, &err);
+		if (wf->existed)
+		{
+			pv_restore_full_path(c, wf->f->tablespace, wf->f->path, path, sizeof(path));
+			if (!has_failed(c) && do_delta(c, job, buf, &plain, path, &err) != 0)
+				set_failed(c, &err);
+			chunks_done(c, wf, job->n);
+		}
+		else if (!has_failed(c) && do_run(c, job, &span, &plain, &err) != 0)
+			set_failed(c, &err);	/* a writer finishes the file */
 		free(job);
 	}
 	pv_buf_free(&span);
 	pv_buf_free(&plain);
 	free(buf);
-	free(abuf);
 	return NULL;
 }
 
@@ -627,6 +682,9 @@ pv_restore_write_files(wctx *c, pv_err *err)
 {
 	const pv_manifest *m = c->m;
 	size_t		nreg = 0;
+	size_t		blen = (c->chunk_size + DIRECT_ALIGN - 1) & ~(size_t) (DIRECT_ALIGN - 1);
+	size_t		nbufs;
+	wbuf	   *bufs;
 	wfile	   *wfiles;
 	int			rc;
 
@@ -638,15 +696,42 @@ pv_restore_write_files(wctx *c, pv_err *err)
 	pthread_mutex_init(&c->mu, NULL);
 	atomic_init(&c->failed, false);
 	pv_queue_init(&c->q, (size_t) c->nthreads * 2);
+	nbufs = (size_t) c->nthreads * WRITE_BUFS_PER_JOB;
+	bufs = pv_calloc(nbufs, sizeof(wbuf));
+	pv_queue_init(&c->free, nbufs);
+	pv_queue_init(&c->wq, nbufs);
+	for (size_t i = 0; i < nbufs; i++)
+	{
+		/* a block of headroom: pv_chunk_open_to writes dst[-1] */
+		bufs[i].base = pv_malloc_aligned(DIRECT_ALIGN, DIRECT_ALIGN + blen);
+		bufs[i].data = bufs[i].base + DIRECT_ALIGN;
+		(void) pv_queue_push(&c->free, &bufs[i]);
+	}
 	c->threads = pv_calloc((size_t) c->nthreads, sizeof(pthread_t));
+	c->writers = pv_calloc((size_t) c->nthreads, sizeof(pthread_t));
 	for (int i = 0; i < c->nthreads; i++)
+	{
 		pthread_create(&c->threads[i], NULL, worker_main, c);
+		pthread_create(&c->writers[i], NULL, writer_main, c);
+	}
 	rc = produce(c, wfiles, err);
 	if (rc != 0)
 		set_failed(c, err);
 	pv_queue_close(&c->q);
 	for (int i = 0; i < c->nthreads; i++)
 		pthread_join(c->threads[i], NULL);
+	pv_queue_close(&c->wq);
+	for (int i = 0; i < c->nthreads; i++)
+		pthread_join(c->writers[i], NULL);
+	for (size_t i = 0; i < nbufs; i++)
+	{
+		sodium_memzero(bufs[i].base, DIRECT_ALIGN + blen);	/* plaintext */
+		free(bufs[i].base);
+	}
+	free(bufs);
+	free(c->writers);
+	pv_queue_destroy(&c->free);
+	pv_queue_destroy(&c->wq);
 	/* files left open by a failure */
 	for (size_t i = 0; i < nreg; i++)
 		if (wfiles[i].fd >= 0)

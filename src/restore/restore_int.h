@@ -72,6 +72,16 @@ typedef struct wfile
 	atomic_bool direct;			/* opened O_DIRECT (new files, aligned chunks) */
 } wfile;
 
+/* A chunk buffer on its way from a worker to a writer (chunks.c). */
+typedef struct wbuf
+{
+	uint8_t    *base;			/* the allocation */
+	uint8_t    *data;			/* base + one block: block-aligned, room for a chunk */
+	wfile	   *wf;
+	size_t		chunk;
+	size_t		len;
+} wbuf;
+
 /* The state of one pv_restore_execute (write.c, chunks.c). */
 /*
  * global/pg_control is written last, after every other file and directory
@@ -99,8 +109,11 @@ typedef struct wctx
 	bool		fsync_each;		/* fsync each file; else syncfs once after the last (write.c) */
 
 	/* the worker pool (chunks.c) */
-	pv_queue	q;
+	pv_queue	q;				/* runs, to the workers */
+	pv_queue	wq;				/* plaintext chunks, to the writers */
+	pv_queue	free;			/* empty chunk buffers */
 	pthread_t  *threads;
+	pthread_t  *writers;
 	int			nthreads;
 	pthread_mutex_t mu;			/* guards err */
 	atomic_bool failed;
