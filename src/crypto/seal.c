@@ -669,10 +669,17 @@ chunk_decode(const uint8_t *plain, size_t plen, uint8_t *dst, size_t size, const
 	return 0;
 }
 
-/* With cipher xchacha, the length of a record's plaintext (flag and payload). */
+/* The length of a record's plaintext (flag and payload). */
 static int
-chunk_plain_len(size_t len, const char *idhex, size_t *plen, pv_err *err)
+chunk_plain_len(const pv_keys *keys, size_t len, const char *idhex, size_t *plen, pv_err *err)
 {
+	if (keys->cipher == PV_CIPHER_NONE)
+	{
+		if (len < 1)
+			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is empty", idhex);
+		*plen = len;
+		return 0;
+	}
 	if (len < NONCE_LEN + 1 + TAG_LEN)
 		return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is truncated (%zu bytes)", idhex, len);
 	*plen = len - NONCE_LEN - TAG_LEN;
@@ -720,17 +727,12 @@ chunk_open(const pv_keys *keys, const uint8_t id[32], const uint8_t *rec, size_t
 
 	pv_hex_encode(id, 32, idhex);
 	pv_buf_init(&plain);
+	if (chunk_plain_len(keys, len, idhex, &plen, err) != 0)
+		return -1;
 	if (keys->cipher == PV_CIPHER_NONE)
-	{
-		if (len < 1)
-			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is empty", idhex);
 		p = rec;
-		plen = len;
-	}
 	else
 	{
-		if (chunk_plain_len(len, idhex, &plen, err) != 0)
-			return -1;
 		pv_buf_reserve(&plain, plen);
 		if (chunk_decrypt(keys, id, rec, len, plain.data, idhex, err) != 0)
 			goto done;
@@ -768,17 +770,12 @@ pv_chunk_open_to(const pv_keys *keys, const uint8_t id[32], const uint8_t *rec, 
 	size_t		size;
 
 	pv_hex_encode(id, 32, idhex);
+	if (chunk_plain_len(keys, len, idhex, &plen, err) != 0)
+		return -1;
 	if (keys->cipher == PV_CIPHER_NONE)
-	{
-		if (len < 1)
-			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is empty", idhex);
 		p = rec;
-		plen = len;
-	}
 	else
 	{
-		if (chunk_plain_len(len, idhex, &plen, err) != 0)
-			return -1;
 		if (plen - 1 > want)
 			return pv_err_set(err, PV_E_CORRUPT, 0, "chunk %s is larger than %zu bytes", idhex, want);
 		/* flag at dst[-1]: a raw payload lands in place */
