@@ -43,6 +43,14 @@ extern int	pv_cmd_getopt(const char *cmd, int argc, char **argv, const char *sho
 extern int	pv_cmd_open_repo(pv_cmd_ctx *ctx, bool unlock, pv_repo **repo);
 
 /*
+ * For a command whose only options are --json and --help: parse them, then
+ * open the repository (locked). Returns -1 to go on (*repo open, *json set)
+ * or the exit code to return (PV_EXIT_OK after printing usage for --help).
+ */
+extern int	pv_cmd_json_open(pv_cmd_ctx *ctx, const char *cmd, int argc, char **argv, const char *usage,
+							 bool *json, pv_repo **repo);
+
+/*
  * pv_cmd_open_repo (unlocked) for a reader of backups (verify, restore,
  * drill), holding the shared "repo" lock (repo/lock.h) so that expire/prune
  * on this host cannot remove what it reads; exit 5 while one runs. Release

@@ -62,6 +62,38 @@ pv_cmd_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
 }
 
 int
+pv_cmd_json_open(pv_cmd_ctx *ctx, const char *cmd, int argc, char **argv, const char *usage,
+				 bool *json, pv_repo **repo)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	int			c;
+	int			rc;
+
+	*json = false;
+	*repo = NULL;
+	while ((c = pv_cmd_getopt(cmd, argc, argv, "h", opts)) != -1)
+	{
+		if (c == 'h')
+		{
+			fputs(usage, stdout);
+			return PV_EXIT_OK;
+		}
+		if (c != 'j')
+			return PV_EXIT_USAGE;
+		*json = true;
+	}
+	if (optind < argc)
+		return pv_cmd_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = pv_cmd_open_repo(ctx, false, repo)) != PV_EXIT_OK)
+		return rc;
+	return -1;
+}
+
+int
 pv_cmd_open_repo(pv_cmd_ctx *ctx, bool unlock, pv_repo **repo)
 {
 	pv_err		err;

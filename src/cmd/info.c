@@ -379,41 +379,25 @@ print_backups(json_t *j)
 int
 cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	bool		json = false;
-	pv_repo    *repo = NULL;
+	bool		json;
+	pv_repo    *repo;
 	pv_repo_slot *slots = NULL;
 	size_t		nslots = 0;
 	area_stat	stats[NAREAS];
-	json_t	   *extra = json_object();
+	json_t	   *extra;
 	bool		locked = false;
 	pv_err		err;
-	int			c;
 	int			rc;
 
-	while ((c = pv_cmd_getopt("info", argc, argv, "h", opts)) != -1)
-	{
-		if (c == 'h')
-		{
-			fputs(usage_text, stdout);
-			return PV_EXIT_OK;
-		}
-		if (c != 'j')
-			return PV_EXIT_USAGE;
-		json = true;
-	}
-	if (optind < argc)
-		return pv_cmd_usage_error("info", "unexpected argument \"%s\"", argv[optind]);
-	if ((rc = pv_cmd_open_repo(ctx, false, &repo)) != PV_EXIT_OK)
+	if ((rc = pv_cmd_json_open(ctx, "info", argc, argv, usage_text, &json, &repo)) != -1)
 		return rc;
+	extra = json_object();
 	pv_err_clear(&err);
 	memset(stats, 0, sizeof(stats));
 	if (pv_repo_key_list(repo, &slots, &nslots, &err) != 0 || count_objects(repo, stats, &err) != 0)
 	{
+		json_decref(extra);
+		free(slots);
 		pv_repo_free(repo);
 		return pv_cmd_fail(&err);
 	}

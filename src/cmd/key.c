@@ -105,33 +105,14 @@ key_add(pv_cmd_ctx *ctx, int argc, char **argv)
 static int
 key_list(pv_cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	bool		json = false;
-	pv_repo    *repo = NULL;
+	bool		json;
+	pv_repo    *repo;
 	pv_repo_slot *slots;
 	size_t		n;
 	pv_err		err;
-	int			c;
 	int			rc;
 
-	while ((c = pv_cmd_getopt("key list", argc, argv, "h", opts)) != -1)
-	{
-		if (c == 'h')
-		{
-			fputs(usage_text, stdout);
-			return PV_EXIT_OK;
-		}
-		if (c != 'j')
-			return PV_EXIT_USAGE;
-		json = true;
-	}
-	if (optind < argc)
-		return pv_cmd_usage_error("key list", "unexpected argument \"%s\"", argv[optind]);
-	if ((rc = pv_cmd_open_repo(ctx, false, &repo)) != PV_EXIT_OK)
+	if ((rc = pv_cmd_json_open(ctx, "key list", argc, argv, usage_text, &json, &repo)) != -1)
 		return rc;
 	pv_err_clear(&err);
 	if (pv_repo_key_list(repo, &slots, &n, &err) != 0)
