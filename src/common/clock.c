@@ -140,3 +140,18 @@ pv_time_format_utc(int64_t t, char *buf, size_t len)
 		snprintf(buf, len, "%lld", (long long) t);
 	return buf;
 }
+
+int64_t
+pv_time_us_utc(int64_t time_us, struct tm *tm)
+{
+	time_t		secs = (time_t) (time_us / 1000000);
+	int64_t		frac = time_us % 1000000;
+
+	if (frac < 0)
+	{
+		frac += 1000000;
+		secs--;
+	}
+	gmtime_r(&secs, tm);
+	return frac;
+}

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "common/err.h"
 
@@ -37,5 +38,11 @@ extern int	pv_time_parse(const char *s, int64_t *out, pv_err *err);
 
 /* "2026-03-29T01:30:00Z" (buf >= 21 bytes). */
 extern const char *pv_time_format_utc(int64_t t, char *buf, size_t len);
+
+/*
+ * Microseconds since the epoch (negative too) in UTC: the whole seconds
+ * into *tm, the microseconds past them (0-999999) returned.
+ */
+extern int64_t pv_time_us_utc(int64_t time_us, struct tm *tm);
 
 #endif

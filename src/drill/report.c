@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "drill/drill.h"
 #include "drill/drill_int.h"
@@ -23,17 +24,10 @@
 void
 pv_drill_iso_time(int64_t time_us, char *buf, size_t len)
 {
-	time_t		secs = (time_t) (time_us / 1000000);
-	int64_t		frac = time_us % 1000000;
 	struct tm	tm;
+	int64_t		frac = pv_time_us_utc(time_us, &tm);
 	char		base[32];
 
-	if (frac < 0)
-	{
-		frac += 1000000;
-		secs--;
-	}
-	gmtime_r(&secs, &tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf, len, "%s.%03dZ", base, (int) (frac / 1000));
 }

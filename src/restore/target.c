@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "pg/pg.h"
 #include "restore/restore.h"
 
@@ -144,17 +145,10 @@ bad:
 void
 pv_target_format_time(int64_t time_us, char *buf, size_t len)
 {
-	time_t		secs = (time_t) (time_us / 1000000);
-	int64_t		frac = time_us % 1000000;
 	struct tm	tm;
+	int64_t		frac = pv_time_us_utc(time_us, &tm);
 	char		base[32];
 
-	if (frac < 0)
-	{
-		frac += 1000000;
-		secs--;
-	}
-	gmtime_r(&secs, &tm);
 	strftime(base, sizeof(base), "%Y-%m-%d %H:%M:%S", &tm);
 	if (frac == 0)
 		snprintf(buf, len, "%s+00", base);

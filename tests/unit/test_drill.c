@@ -180,6 +180,9 @@ START_TEST(test_ids_and_times)
 	ck_assert_str_eq(buf, "1970-01-01T00:00:00.000Z");
 	pv_drill_iso_time(T0 + 999, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "2026-11-23T14:05:02.250Z");
+	/* before the epoch: the fraction counts up from the second below */
+	pv_drill_iso_time(-1500, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "1969-12-31T23:59:59.998Z");
 }
 END_TEST
 
