@@ -44,8 +44,9 @@ extern int	pv_cmd_open_repo(pv_cmd_ctx *ctx, bool unlock, pv_repo **repo);
 
 /*
  * For a command whose only options are --json and --help: parse them, then
- * open the repository (locked). Returns -1 to go on (*repo open, *json set)
- * or the exit code to return (PV_EXIT_OK after printing usage for --help).
+ * open the repository (pv_cmd_open_repo, its key not unlocked). Returns -1
+ * to go on (*repo open, *json set) or the exit code to return (PV_EXIT_OK
+ * after printing usage for --help).
  */
 extern int	pv_cmd_json_open(pv_cmd_ctx *ctx, const char *cmd, int argc, char **argv, const char *usage,
 							 bool *json, pv_repo **repo);
