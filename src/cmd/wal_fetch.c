@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "common/parallel.h"
 #include "wal/wal.h"
 
 static const char usage[] =
@@ -160,7 +161,7 @@ cmd_wal_fetch(pv_cmd_ctx *ctx, int argc, char **argv)
 	const char *name;
 	const char *dest;
 	char	   *spool = NULL;
-	int			threads = pv_wal_cpus(4);
+	int			threads = pv_ncpu(4);
 	int			c;
 	int			rc;
 

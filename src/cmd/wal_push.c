@@ -16,6 +16,7 @@
 
 #include "cmd/cmd.h"
 #include "common/parse.h"
+#include "common/parallel.h"
 #include "wal/wal.h"
 
 typedef struct wal_push_options
@@ -139,7 +140,7 @@ cmd_wal_push(pv_cmd_ctx *ctx, int argc, char **argv)
 	pv_err		err;
 	char	   *spool;
 	bool		async;
-	int			threads = pv_wal_cpus(4);
+	int			threads = pv_ncpu(4);
 	int			rc;
 
 	if ((rc = parse_options(argc, argv, &o)) >= 0)

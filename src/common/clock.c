@@ -155,3 +155,27 @@ pv_time_us_utc(int64_t time_us, struct tm *tm)
 	gmtime_r(&secs, tm);
 	return frac;
 }
+
+uint64_t
+pv_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+uint64_t
+pv_mono_ms(void)
+{
+	return pv_mono_us() / 1000;
+}
+
+double
+pv_elapsed_s(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double) (now.tv_sec - since->tv_sec) + (double) (now.tv_nsec - since->tv_nsec) / 1e9;
+}

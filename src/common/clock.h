@@ -45,4 +45,11 @@ extern const char *pv_time_format_utc(int64_t t, char *buf, size_t len);
  */
 extern int64_t pv_time_us_utc(int64_t time_us, struct tm *tm);
 
+/* Monotonic clock (CLOCK_MONOTONIC) in milliseconds and microseconds. */
+extern uint64_t pv_mono_ms(void);
+extern uint64_t pv_mono_us(void);
+
+/* Seconds elapsed on the monotonic clock since *since (taken with CLOCK_MONOTONIC). */
+extern double pv_elapsed_s(const struct timespec *since);
+
 #endif

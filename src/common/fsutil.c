@@ -77,6 +77,61 @@ pv_write_all(int fd, const void *data, size_t len, const char *path, pv_err *err
 	return 0;
 }
 
+int
+pv_pwrite_all(int fd, const void *data, size_t len, uint64_t off, const char *path, pv_err *err)
+{
+	const char *p = data;
+
+	while (len > 0)
+	{
+		ssize_t		n = pwrite(fd, p, len, (off_t) off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not write to file \"%s\"", path);
+		if (n == 0)
+			return pv_err_set(err, PV_E_FAIL, ENOSPC, "could not write to file \"%s\"", path);
+		p += n;
+		len -= (size_t) n;
+		off += (uint64_t) n;
+	}
+	return 0;
+}
+
+int
+pv_pread_upto(int fd, void *buf, size_t len, uint64_t off, size_t *got, const char *path, pv_err *err)
+{
+	char	   *p = buf;
+
+	*got = 0;
+	while (*got < len)
+	{
+		ssize_t		n = pread(fd, p + *got, len - *got, (off_t) (off + *got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return pv_err_set(err, PV_E_FAIL, errno, "could not read file \"%s\"", path);
+		if (n == 0)
+			break;
+		*got += (size_t) n;
+	}
+	return 0;
+}
+
+int
+pv_pread_all(int fd, void *buf, size_t len, uint64_t off, const char *path, pv_err *err)
+{
+	size_t		got;
+
+	if (pv_pread_upto(fd, buf, len, off, &got, path, err) != 0)
+		return -1;
+	if (got < len)
+		return pv_err_set(err, PV_E_FAIL, 0, "file \"%s\" shrank while it was being read", path);
+	return 0;
+}
+
 static int
 write_fsync_close(int fd, const char *path, const void *data, size_t len, pv_err *err)
 {

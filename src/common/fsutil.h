@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/err.h"
@@ -23,6 +24,16 @@ extern int	pv_fsync_parent(const char *path, pv_err *err);
 
 /* Write all of data to fd (retrying short writes; ENOSPC when nothing moves). */
 extern int	pv_write_all(int fd, const void *data, size_t len, const char *path, pv_err *err);
+
+/* pwrite all of data at off (retrying short writes; ENOSPC when nothing moves). */
+extern int	pv_pwrite_all(int fd, const void *data, size_t len, uint64_t off, const char *path, pv_err *err);
+
+/* pread up to len bytes at off; *got is how many (fewer only at the end of the file). */
+extern int	pv_pread_upto(int fd, void *buf, size_t len, uint64_t off, size_t *got, const char *path,
+						  pv_err *err);
+
+/* pread exactly len bytes at off (fewer is an error: the file shrank). */
+extern int	pv_pread_all(int fd, void *buf, size_t len, uint64_t off, const char *path, pv_err *err);
 
 /*
  * Atomically replace path with data: temp file in the same directory,

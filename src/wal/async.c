@@ -247,7 +247,7 @@ pv_wal_push_async(pv_repo *repo, const char *path, const pv_wal_async_opts *o,
 	}
 	free(names);
 	j.items = ar->items;
-	pv_wal_parallel(o->jobs, count + 1, async_item, &j, &lerr);
+	pv_parallel(o->jobs, count + 1, async_item, &j, &lerr);
 	free(j.pg_wal_dir);
 	if (j.rc != 0)
 		*err = j.err;

@@ -166,7 +166,7 @@ hash_item(void *arg, size_t i, int worker, pv_err *err)
 
 	if (j->bufs[worker] == NULL)
 		j->bufs[worker] = pv_malloc(PV_WAL_PIECE);
-	if (pv_wal_pread_full(j->fd, j->bufs[worker], len, off, j->path, err) != 0)
+	if (pv_pread_all(j->fd, j->bufs[worker], len, off, j->path, err) != 0)
 		return -1;
 	pv_wal_hash_piece(j->bufs[worker], len, j->pieces[i]);
 	return 0;
@@ -190,7 +190,7 @@ pv_wal_hash_fd(int fd, const char *path, int threads, uint64_t *size,
 	n = (size_t) ((j.size + PV_WAL_PIECE - 1) / PV_WAL_PIECE);
 	j.pieces = pv_calloc(n ? n : 1, PV_WAL_HASH_LEN);
 	j.bufs = pv_calloc((size_t) (threads < 1 ? 1 : threads), sizeof(uint8_t *));
-	rc = pv_wal_parallel(threads, n, hash_item, &j, err);
+	rc = pv_parallel(threads, n, hash_item, &j, err);
 	for (int t = 0; t < (threads < 1 ? 1 : threads); t++)
 		free(j.bufs[t]);
 	free(j.bufs);

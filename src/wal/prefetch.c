@@ -110,7 +110,7 @@ spooled_ok(int fd, const char *path, const pv_wal_name *n, const uint8_t want[PV
 	if (pv_wal_hash_fd(fd, path, threads, &hdr->size, hdr->hash, &err) != 0 ||
 		sodium_memcmp(hdr->hash, want, PV_WAL_HASH_LEN) != 0)
 		return false;
-	if (hdr->size < sizeof(page) || pv_wal_pread_full(fd, page, sizeof(page), 0, path, &err) != 0 ||
+	if (hdr->size < sizeof(page) || pv_pread_all(fd, page, sizeof(page), 0, path, &err) != 0 ||
 		pv_wal_check_segment(n, page, sizeof(page), hdr->size, path, &info, &err) != 0)
 		return false;
 	hdr->seg_size = info.seg_size;
@@ -325,7 +325,7 @@ prefetch_pass(pv_repo *repo, const char *dir, const pv_wal_name *want, uint32_t 
 	pthread_mutex_init(&j.lock, NULL);
 	if (ntodo > 0)
 	{
-		pv_wal_parallel(o->jobs, ntodo, pass_item, &j, err);
+		pv_parallel(o->jobs, ntodo, pass_item, &j, err);
 		if (j.fetched > 0)
 			pv_fsync_path(dir, true, err);
 		pv_log_debug("prefetch after %s: %d of %zu segments fetched", want->name, j.fetched, ntodo);

@@ -61,7 +61,7 @@ check_text_file(wal_file *f, pv_err *err)
 						  (unsigned long long) f->size);
 	pv_buf_init(&buf);
 	pv_buf_reserve(&buf, (size_t) f->size);
-	if (pv_wal_pread_full(f->fd, buf.data, (size_t) f->size, 0, f->path, err) != 0)
+	if (pv_pread_all(f->fd, buf.data, (size_t) f->size, 0, f->path, err) != 0)
 		rc = -1;
 	else if (memchr(buf.data, '\0', (size_t) f->size) != NULL)
 		rc = pv_err_set(err, PV_E_CORRUPT, 0, "file \"%s\" is not a text file (it holds NUL bytes)", f->path);
@@ -96,7 +96,7 @@ open_wal_file(const char *path, wal_file *f, pv_err *err)
 		uint8_t		page[PV_WAL_LONG_HEADER_LEN];
 		size_t		n = f->size < sizeof(page) ? (size_t) f->size : sizeof(page);
 
-		if (pv_wal_pread_full(f->fd, page, n, 0, path, err) != 0)
+		if (pv_pread_all(f->fd, page, n, 0, path, err) != 0)
 			return -1;
 		return pv_wal_check_segment(&f->name, page, n, f->size, path, &f->seg, err);
 	}
@@ -171,7 +171,7 @@ store_item(void *arg, size_t i, int w, pv_err *err)
 
 	if (j->bufs[w] == NULL)
 		j->bufs[w] = pv_malloc(PV_WAL_PIECE);
-	if (pv_wal_pread_full(j->f->fd, j->bufs[w], len, off, j->f->path, err) != 0)
+	if (pv_pread_all(j->f->fd, j->bufs[w], len, off, j->f->path, err) != 0)
 		return -1;
 	if (j->do_hash)
 		pv_wal_hash_piece(j->bufs[w], len, j->hashes[idx]);
@@ -255,7 +255,7 @@ store_object(pv_repo *repo, const wal_file *f, const char *key, int threads, siz
 	{
 		/* hash everything first: the header goes before the content */
 		j.do_hash = true;
-		if (pv_wal_parallel(threads, n, store_item, &j, err) != 0)
+		if (pv_parallel(threads, n, store_item, &j, err) != 0)
 			goto out;
 		pv_wal_hash_combine((const uint8_t (*)[PV_WAL_HASH_LEN]) j.hashes, n, f->size, hash);
 	}
@@ -270,7 +270,7 @@ store_object(pv_repo *repo, const wal_file *f, const char *key, int threads, siz
 		size_t		cnt = n - base < window ? n - base : window;
 
 		j.base = base;
-		if (pv_wal_parallel(threads, cnt, store_item, &j, err) != 0)
+		if (pv_parallel(threads, cnt, store_item, &j, err) != 0)
 			goto out;
 
 		if (base == 0)

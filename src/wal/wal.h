@@ -174,9 +174,6 @@ extern pv_stream *pv_wal_decode_new(pv_stream *next, const char *key, pv_wal_obj
 
 /* ----------------------------------------------------------- push (push.c) */
 
-/* Number of online CPUs, at least 1, at most max (parallel.c). */
-extern int	pv_wal_cpus(int max);
-
 typedef enum pv_wal_push_status
 {
 	PV_WAL_PUSH_STORED = 1,		/* stored now */

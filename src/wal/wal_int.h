@@ -9,20 +9,9 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
+#include "common/parallel.h"
 #include "wal/wal.h"
-
-/*
- * Run fn(arg, i, worker, err) for every i in [0, n) on up to threads
- * threads (the caller's thread is worker 0; workers are numbered
- * 0..threads-1, so per-worker state can be kept in an array). Items are
- * handed out in order. After the first failure no new item starts; that
- * failure is returned in *err.
- */
-typedef int (*pv_wal_item_fn) (void *arg, size_t i, int worker, pv_err *err);
-extern int	pv_wal_parallel(int threads, size_t n, pv_wal_item_fn fn, void *arg, pv_err *err);
-
-/* pread exactly len bytes at off (a short read means the file shrank). */
-extern int	pv_wal_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off, const char *path, pv_err *err);
 
 /*
  * Write a small file atomically under a unique temporary name ('.'-prefixed,
