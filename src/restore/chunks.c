@@ -493,7 +493,13 @@ open_file(wctx *c, dir_cache *dc, const pv_manifest_file *f, wfile *wf, pv_err *
 	pv_restore_full_path(c, f->tablespace, f->path, path, sizeof(path));
 	if ((pfd = parent_fd(c, dc, f, &leaf, path, err)) < 0)
 		return -1;
-	if (c->opts->delta && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (c->pass == PV_PASS_CONTROL)
+	{
+		/* under its temporary name, new (write.c removed any old one); renamed by write.c */
+		leaf = PV_CONTROL_TMP;
+		snprintf(path, sizeof(path), "%s/global/%s", c->opts->target_dir, leaf);
+	}
+	else if (c->opts->delta && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
 	{
 		if (S_ISREG(st.st_mode))
 		{
