@@ -307,7 +307,7 @@ do_run(wctx *c, wjob *job, pv_buf *span, pv_buf *plain, pv_err *err)
 
 	pv_pack_key(job->items[0].loc.pack, key, sizeof(key));
 	pv_buf_reset(span);
-	rc = pv_storage_read_buf(c->repo->storage, key, job->span_off, job->span_end - job->span_off, span, err);
+	rc = pv_pack_read_range(c->repo, key, job->span_off, job->span_end - job->span_off, span, err);
 	c->reads++;
 	if (rc != 0)
 		return pv_err_prefix(err, "could not read chunks of \"%s\"", f->path);
