@@ -113,7 +113,7 @@ tamper_case() { # tamper_case NAME EXPECTED-ERE
 	rm -f "$d/out.plain"
 	pv -c "$d/a.conf" repo-get user/obj-1048576 "$d/out.plain" >"$d/err" 2>&1
 	local rc=$?
-	isnt "$rc" 0 "$1: non-zero exit"
+	is "$rc" 4 "$1: exit 4 (damaged, truncated or swapped)"
 	like "$(head -n1 "$d/err")" "$2" "$1: clear error"
 	[ ! -e "$d/out.plain" ] && ! ls "$d"/out.plain.* >/dev/null 2>&1
 	ok $? "$1: no plaintext written"
