@@ -49,6 +49,33 @@ teardown(void)
 	free(dir);
 }
 
+#define CHUNK_LEN 5000
+
+/* A stored pack of n chunks of CHUNK_LEN bytes (data filled from seed); *key its name. */
+static pv_pack_builder *
+store_pack(int n, uint64_t seed, uint8_t data[][CHUNK_LEN], uint8_t ids[][32], pv_chunk_loc *locs, char key[64])
+{
+	pv_pack_builder *b;
+	pv_buf		rec;
+	pv_err		err;
+
+	b = pv_pack_builder_new(repo, &err);
+	ck_assert_ptr_nonnull(b);
+	pv_buf_init(&rec);
+	for (int i = 0; i < n; i++)
+	{
+		tu_fill(data[i], CHUNK_LEN, (uint64_t) i + seed);
+		pv_chunk_id(repo->keys, data[i], CHUNK_LEN, ids[i]);
+		pv_buf_reset(&rec);
+		ck_assert_int_eq(pv_chunk_seal(repo->keys, ids[i], data[i], CHUNK_LEN, 3, false, &rec, &err), 0);
+		ck_assert_int_eq(pv_pack_builder_add(b, ids[i], rec.data, rec.len, CHUNK_LEN, &locs[i], &err), 0);
+	}
+	ck_assert_int_eq(pv_pack_builder_store(b, &err), 0);
+	pv_pack_key(b->id, key, 64);
+	pv_buf_free(&rec);
+	return b;
+}
+
 START_TEST(test_pack_roundtrip)
 {
 	pv_pack_builder *b;
@@ -58,26 +85,13 @@ START_TEST(test_pack_roundtrip)
 	char		key[64];
 	char		index_id[33];
 	pv_err		err;
-	uint8_t		data[3][5000];
+	uint8_t		data[3][CHUNK_LEN];
 	uint8_t		ids[3][32];
 	pv_chunk_loc locs[3];
 	pv_index   *idx = pv_index_new();
 	pv_buf		out;
-	pv_buf		rec;
 
-	b = pv_pack_builder_new(repo, &err);
-	ck_assert_ptr_nonnull(b);
-	pv_buf_init(&rec);
-	for (int i = 0; i < 3; i++)
-	{
-		tu_fill(data[i], sizeof(data[i]), (uint64_t) i + 10);
-		pv_chunk_id(repo->keys, data[i], sizeof(data[i]), ids[i]);
-		pv_buf_reset(&rec);
-		ck_assert_int_eq(pv_chunk_seal(repo->keys, ids[i], data[i], sizeof(data[i]), 3, false, &rec, &err), 0);
-		ck_assert_int_eq(pv_pack_builder_add(b, ids[i], rec.data, rec.len, sizeof(data[i]), &locs[i], &err), 0);
-	}
-	ck_assert_int_eq(pv_pack_builder_store(b, &err), 0);
-	pv_pack_key(b->id, key, sizeof(key));
+	b = store_pack(3, 10, data, ids, locs, key);
 	ck_assert_int_eq(pv_pack_read_header(repo, key, &entries, &n, &size, &err), 0);
 	ck_assert_uint_eq(n, 3);
 	for (int i = 0; i < 3; i++)
@@ -122,7 +136,6 @@ START_TEST(test_pack_roundtrip)
 		free(path);
 	}
 	pv_buf_free(&out);
-	pv_buf_free(&rec);
 	pv_index_free(idx);
 	pv_pack_builder_free(b);
 }
@@ -131,30 +144,16 @@ END_TEST
 /* A pack cut short or missing: damage (exit 4) for every reader of chunk records. */
 START_TEST(test_pack_truncated_missing)
 {
-	pv_pack_builder *b = NULL;
-	uint8_t		data[2][5000];
+	uint8_t		data[2][CHUNK_LEN];
 	uint8_t		ids[2][32];
 	pv_chunk_loc locs[2];
 	char		key[64];
+	pv_pack_builder *b = store_pack(2, 20, data, ids, locs, key);
 	char	   *path;
-	pv_buf		rec;
 	pv_buf		out;
 	pv_err		err;
 
-	b = pv_pack_builder_new(repo, &err);
-	ck_assert_ptr_nonnull(b);
-	pv_buf_init(&rec);
 	pv_buf_init(&out);
-	for (int i = 0; i < 2; i++)
-	{
-		tu_fill(data[i], sizeof(data[i]), (uint64_t) i + 20);
-		pv_chunk_id(repo->keys, data[i], sizeof(data[i]), ids[i]);
-		pv_buf_reset(&rec);
-		ck_assert_int_eq(pv_chunk_seal(repo->keys, ids[i], data[i], sizeof(data[i]), 3, false, &rec, &err), 0);
-		ck_assert_int_eq(pv_pack_builder_add(b, ids[i], rec.data, rec.len, sizeof(data[i]), &locs[i], &err), 0);
-	}
-	ck_assert_int_eq(pv_pack_builder_store(b, &err), 0);
-	pv_pack_key(b->id, key, sizeof(key));
 	path = pv_asprintf("%s/%s", cfg.repo_path, key);
 	/* cut in the middle of the second record: the first still reads */
 	ck_assert_int_eq(truncate(path, (off_t) (locs[1].offset + locs[1].length / 2)), 0);
@@ -174,7 +173,6 @@ START_TEST(test_pack_truncated_missing)
 	ck_assert_msg(strstr(err.msg, "is missing") != NULL && strstr(err.msg, key) != NULL, "%s", err.msg);
 	free(path);
 	pv_buf_free(&out);
-	pv_buf_free(&rec);
 	pv_pack_builder_free(b);
 }
 END_TEST
