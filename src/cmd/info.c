@@ -232,8 +232,14 @@ problems_json(const problems *p)
 	json_t	   *a = json_array();
 
 	for (int i = 0; i < p->n; i++)
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "object", p->what[i],
-										   "kind", pv_err_kind_name(p->e[i].kind), "message", p->e[i].msg));
+	{
+		json_t	   *msg = json_string(p->e[i].msg);
+
+		if (msg == NULL)		/* a path that is not UTF-8 */
+			msg = json_string("(the message is not valid UTF-8: see standard error)");
+		json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "object", p->what[i],
+										   "kind", pv_err_kind_name(p->e[i].kind), "message", msg));
+	}
 	return a;
 }
 

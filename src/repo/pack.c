@@ -280,22 +280,22 @@ pv_pack_read_range(pv_repo *repo, const char *pack_key, uint64_t offset, uint64_
 {
 	pv_storage_info info;
 	pv_err		herr;
+	int			hrc = -1;
 
 	if (pv_storage_read_buf(repo->storage, pack_key, offset, length, out, err) == 0)
 		return 0;
-	pv_err_clear(&herr);
 	/* why? A driver says "past the end" its own way; the object's size says it plainly */
-	if (err->kind == PV_E_NOTFOUND)
-		return pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\" is missing: the index places a chunk at offset %llu of it",
-						  pack_key, (unsigned long long) offset);
-	if (pv_storage_head(repo->storage, pack_key, &info, &herr) == 0 &&
-		(offset > info.size || length > info.size - offset))
-		return pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\" is truncated: %llu bytes, but a chunk lies at %llu..%llu",
+	pv_err_clear(&herr);
+	if (err->kind != PV_E_NOTFOUND)
+		hrc = pv_storage_head(repo->storage, pack_key, &info, &herr);
+	if (err->kind == PV_E_NOTFOUND || (hrc != 0 && herr.kind == PV_E_NOTFOUND))
+		return pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\" is missing, but the index places chunks in it",
+						  pack_key);
+	if (hrc == 0 && (offset > info.size || length > info.size - offset))
+		return pv_err_set(err, PV_E_CORRUPT, 0,
+						  "pack \"%s\" is truncated: %llu bytes, but the index places chunks at %llu..%llu",
 						  pack_key, (unsigned long long) info.size, (unsigned long long) offset,
 						  (unsigned long long) (offset + length));
-	if (herr.kind == PV_E_NOTFOUND)
-		return pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\" is missing: the index places a chunk at offset %llu of it",
-						  pack_key, (unsigned long long) offset);
 	return -1;
 }
 
