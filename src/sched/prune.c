@@ -514,7 +514,8 @@ copy_live(expire_state *st, pack_info *p, pv_pack_builder **b, pv_err *err)
 			continue;
 		pv_buf_reset(&plain);
 		if (e->loc.offset > data.len || e->loc.length > data.len - e->loc.offset)
-			rc = pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\" is truncated: %zu bytes, but the index places chunks at %llu..%llu",
+			rc = pv_err_set(err, PV_E_CORRUPT, 0,
+							"pack \"%s\" is truncated: %zu bytes, but the index places chunks at %llu..%llu",
 							p->obj->key, data.len, (unsigned long long) e->loc.offset,
 							(unsigned long long) (e->loc.offset + e->loc.length));
 		else if (pv_chunk_open(st->repo->keys, e->id, data.data + e->loc.offset, e->loc.length,
