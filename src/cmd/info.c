@@ -202,9 +202,50 @@ backup_json(const pv_manifest *m)
 	return o;
 }
 
+/*
+ * Problems that leave the document incomplete: listed in its "errors"
+ * member and on standard error, and the exit status is that of the first.
+ */
+#define MAX_PROBLEMS 2
+
+typedef struct problems
+{
+	pv_err		e[MAX_PROBLEMS];
+	const char *what[MAX_PROBLEMS];	/* "backups", "drills" */
+	int			n;
+} problems;
+
+static void
+add_problem(problems *p, const char *what, const pv_err *err)
+{
+	if (p->n == MAX_PROBLEMS)
+		return;
+	p->e[p->n] = *err;
+	pv_err_prefix(&p->e[p->n], "%s not shown", what);
+	p->what[p->n++] = what;
+}
+
+/* The "errors" member: [{"object", "kind", "message"}, ...]. */
+static json_t *
+problems_json(const problems *p)
+{
+	json_t	   *a = json_array();
+
+	for (int i = 0; i < p->n; i++)
+	{
+		json_t	   *msg = json_string(p->e[i].msg);
+
+		if (msg == NULL)		/* a path that is not UTF-8 */
+			msg = json_string("(the message is not valid UTF-8: see standard error)");
+		json_array_append_new(a, json_pack("{s:s, s:s, s:o}", "object", p->what[i],
+										   "kind", pv_err_kind_name(p->e[i].kind), "message", msg));
+	}
+	return a;
+}
+
 /* Each backup's newest drill (drills/), as "last_drill" (null: never drilled). */
 static void
-attach_drills(pv_repo *repo, char **ids, size_t n, json_t *backups)
+attach_drills(pv_repo *repo, char **ids, size_t n, json_t *backups, problems *probs)
 {
 	json_t	   *last = NULL;
 	pv_err		derr;
@@ -213,7 +254,7 @@ attach_drills(pv_repo *repo, char **ids, size_t n, json_t *backups)
 
 	pv_err_clear(&derr);
 	if (n > 0 && pv_drill_last_by_backup(repo, ids, n, &last, &derr) != 0)
-		pv_log_warning("drills not shown: %s", derr.msg);
+		add_problem(probs, "drills", &derr);
 	json_array_foreach(backups, i, b)
 	{
 		json_t	   *d = last ? json_object_get(last, json_string_value(json_object_get(b, "id"))) : NULL;
@@ -223,9 +264,12 @@ attach_drills(pv_repo *repo, char **ids, size_t n, json_t *backups)
 	json_decref(last);
 }
 
-/* Backups (needs the key), WAL ranges, recovery window; into j. */
+/*
+ * Backups (needs the key), WAL ranges, recovery window; into j. Backups the
+ * key cannot read: *locked, "backups_readable": false, a problem.
+ */
 static int
-describe_backups(pv_cmd_ctx *ctx, pv_repo *repo, json_t *j, bool *locked, pv_err *err)
+describe_backups(pv_cmd_ctx *ctx, pv_repo *repo, json_t *j, bool *locked, problems *probs, pv_err *err)
 {
 	char	  **ids = NULL;
 	size_t		n = 0;
@@ -251,7 +295,7 @@ describe_backups(pv_cmd_ctx *ctx, pv_repo *repo, json_t *j, bool *locked, pv_err
 		if (pv_repo_unlock_config(repo, &ctx->cfg, &uerr) != 0)
 		{
 			*locked = true;
-			pv_log_warning("backups not shown: %s", uerr.msg);
+			add_problem(probs, "backups", &uerr);
 		}
 	}
 	for (size_t i = 0; i < n && !*locked; i++)
@@ -271,9 +315,10 @@ describe_backups(pv_cmd_ctx *ctx, pv_repo *repo, json_t *j, bool *locked, pv_err
 		pv_manifest_free(m);
 	}
 	if (!*locked)
-		attach_drills(repo, ids, n, backups);
+		attach_drills(repo, ids, n, backups, probs);
 	pv_manifest_list_free(ids, n);
 	json_object_set_new(j, "backups", backups);
+	json_object_set_new(j, "backups_readable", json_boolean(!*locked));
 	if (earliest > 0)
 	{
 		iso_time(earliest, buf, sizeof(buf));
@@ -386,11 +431,13 @@ cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 	area_stat	stats[NAREAS];
 	json_t	   *extra;
 	bool		locked = false;
+	problems	probs;
 	pv_err		err;
 	int			rc;
 
 	if ((rc = pv_cmd_json_open(ctx, "info", argc, argv, usage_text, &json, &repo)) != -1)
 		return rc;
+	memset(&probs, 0, sizeof(probs));
 	extra = json_object();
 	pv_err_clear(&err);
 	memset(stats, 0, sizeof(stats));
@@ -401,7 +448,7 @@ cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 		pv_repo_free(repo);
 		return pv_cmd_fail(&err);
 	}
-	if (describe_backups(ctx, repo, extra, &locked, &err) != 0)
+	if (describe_backups(ctx, repo, extra, &locked, &probs, &err) != 0)
 	{
 		json_decref(extra);
 		free(slots);
@@ -446,6 +493,7 @@ cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 		}
 		json_object_set_new(r, "objects", objs);
 		json_object_set_new(j, "repository", r);
+		json_object_set_new(j, "errors", problems_json(&probs));
 		text = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(4));
 		printf("%s\n", text);
 		free(text);
@@ -472,9 +520,19 @@ cmd_info(pv_cmd_ctx *ctx, int argc, char **argv)
 		printf("\n");
 		if (!locked)
 			print_backups(extra);
+		else
+			printf("\nbackups     NOT READABLE: the repository key did not open (see the error below)\n");
 		json_decref(extra);
 	}
 	free(slots);
 	pv_repo_free(repo);
-	return PV_EXIT_OK;
+	fflush(stdout);
+	rc = PV_EXIT_OK;
+	for (int i = 0; i < probs.n; i++)
+	{
+		int			code = pv_cmd_fail(&probs.e[i]);
+
+		rc = rc == PV_EXIT_OK ? code : rc;	/* the first problem's status */
+	}
+	return rc;
 }

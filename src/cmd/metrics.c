@@ -33,6 +33,7 @@ cmd_metrics(pv_cmd_ctx *ctx, int argc, char **argv)
 	pv_sched_state st;
 	pv_buf		text;
 	pv_err		err;
+	pv_err		uerr;			/* the key did not open the repository */
 	char	   *path;
 	int			c;
 	int			rc;
@@ -50,9 +51,16 @@ cmd_metrics(pv_cmd_ctx *ctx, int argc, char **argv)
 	}
 	if (optind < argc)
 		return pv_cmd_usage_error("metrics", "unexpected argument \"%s\"", argv[optind]);
-	if ((rc = pv_cmd_open_repo(ctx, true, &repo)) != PV_EXIT_OK)
+	/*
+	 * A key that does not open the repository still gives the metrics, with
+	 * pgvault_backups_readable 0 (a file left as it was would go on saying 1),
+	 * and then the command fails.
+	 */
+	if ((rc = pv_cmd_open_repo(ctx, false, &repo)) != PV_EXIT_OK)
 		return rc;
 	pv_err_clear(&err);
+	pv_err_clear(&uerr);
+	(void) pv_repo_unlock_config(repo, &ctx->cfg, &uerr);
 	path = pv_sched_state_path(&ctx->cfg, repo->repo_id);
 	pv_buf_init(&text);
 	rc = pv_sched_state_load(path, &st, &err);
@@ -65,5 +73,12 @@ cmd_metrics(pv_cmd_ctx *ctx, int argc, char **argv)
 		fwrite(text.data, 1, text.len, stdout);
 	pv_buf_free(&text);
 	pv_repo_free(repo);
-	return rc == 0 ? PV_EXIT_OK : pv_cmd_fail(&err);
+	if (rc != 0)
+		return pv_cmd_fail(&err);
+	if (uerr.kind != PV_E_NONE)
+	{
+		pv_err_prefix(&uerr, "backup metrics not given");
+		return pv_cmd_fail(&uerr);
+	}
+	return PV_EXIT_OK;
 }

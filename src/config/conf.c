@@ -299,9 +299,19 @@ ini_reader_fn(char *str, int num, void *stream)
 
 	if (st->failed)
 		return NULL;
+	errno = 0;
 	r = fgets(str, num, st->file);
 	if (r == NULL)
+	{
+		/* a read error (EISDIR for a directory, EIO) is not the end of the file */
+		if (ferror(st->file))
+		{
+			st->failed = 1;
+			pv_err_set(st->err, PV_E_USAGE, errno ? errno : EIO, "could not read configuration file \"%s\"",
+					   st->path);
+		}
 		return NULL;
+	}
 	st->lineno++;
 	len = strlen(str);
 	if (len > 0 && str[len - 1] != '\n' && !feof(st->file))

@@ -275,21 +275,42 @@ pv_chunk_loc_check(const pv_chunk_loc *loc, pv_err *err)
 }
 
 int
+pv_pack_read_range(pv_repo *repo, const char *pack_key, uint64_t offset, uint64_t length,
+				   pv_buf *out, pv_err *err)
+{
+	pv_storage_info info;
+	pv_err		herr;
+	int			hrc = -1;
+
+	if (pv_storage_read_buf(repo->storage, pack_key, offset, length, out, err) == 0)
+		return 0;
+	/* why? A driver says "past the end" its own way; the object's size says it plainly */
+	pv_err_clear(&herr);
+	if (err->kind != PV_E_NOTFOUND)
+		hrc = pv_storage_head(repo->storage, pack_key, &info, &herr);
+	if (err->kind == PV_E_NOTFOUND || (hrc != 0 && herr.kind == PV_E_NOTFOUND))
+		return pv_err_set(err, PV_E_CORRUPT, 0, "pack \"%s\" is missing, but the index places chunks in it",
+						  pack_key);
+	if (hrc == 0 && (offset > info.size || length > info.size - offset))
+		return pv_err_set(err, PV_E_CORRUPT, 0,
+						  "pack \"%s\" is truncated: %llu bytes, but the index places chunks at %llu..%llu",
+						  pack_key, (unsigned long long) info.size, (unsigned long long) offset,
+						  (unsigned long long) (offset + length));
+	return -1;
+}
+
+int
 pv_chunk_fetch(pv_repo *repo, const uint8_t id[32], const pv_chunk_loc *loc, pv_buf *out, pv_err *err)
 {
 	char		key[64];
 	pv_buf		rec;
-	pv_stream  *sink;
 	int			rc;
 
 	if (pv_chunk_loc_check(loc, err) != 0)
 		return -1;
 	pv_pack_key(loc->pack, key, sizeof(key));
 	pv_buf_init(&rec);
-	pv_buf_reserve(&rec, loc->length);
-	sink = pv_stream_buffer_new(&rec);
-	rc = pv_storage_read(repo->storage, key, loc->offset, loc->length, sink, err);
-	pv_stream_free(sink);
+	rc = pv_pack_read_range(repo, key, loc->offset, loc->length, &rec, err);
 	if (rc == 0)
 	{
 		rc = pv_chunk_open(repo->keys, id, rec.data, rec.len, loc->plain_len, out, err);

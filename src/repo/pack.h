@@ -80,6 +80,16 @@ extern int	pv_pack_header_parse(const uint8_t *data, size_t len, const char *pac
 								 const uint8_t pack[PV_PACK_ID_LEN], uint64_t data_len,
 								 pv_index_entry **entries, size_t *count, pv_err *err);
 
+/*
+ * Append [offset, offset + length) of pack pack_key to out. The range comes
+ * from the repository's own records (an index, a pack header), so a pack
+ * that is missing or shorter than the range is damage: PV_E_CORRUPT (exit
+ * 4), "pack ... is missing" / "is truncated", whatever the driver said.
+ * Other failures (I/O, network) keep their kind. Every reader of chunk
+ * records goes through here.
+ */
+extern int	pv_pack_read_range(pv_repo *repo, const char *pack_key, uint64_t offset, uint64_t length,
+							   pv_buf *out, pv_err *err);
 /* A location from the index is sane before anything is read for it (sizes bounded). */
 extern int	pv_chunk_loc_check(const pv_chunk_loc *loc, pv_err *err);
 /* Fetch one chunk (authenticated, decompressed, id checked) and append it to out. */

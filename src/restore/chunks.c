@@ -307,7 +307,7 @@ do_run(wctx *c, wjob *job, pv_buf *span, pv_buf *plain, pv_err *err)
 
 	pv_pack_key(job->items[0].loc.pack, key, sizeof(key));
 	pv_buf_reset(span);
-	rc = pv_storage_read_buf(c->repo->storage, key, job->span_off, job->span_end - job->span_off, span, err);
+	rc = pv_pack_read_range(c->repo, key, job->span_off, job->span_end - job->span_off, span, err);
 	c->reads++;
 	if (rc != 0)
 		return pv_err_prefix(err, "could not read chunks of \"%s\"", f->path);
@@ -493,7 +493,13 @@ open_file(wctx *c, dir_cache *dc, const pv_manifest_file *f, wfile *wf, pv_err *
 	pv_restore_full_path(c, f->tablespace, f->path, path, sizeof(path));
 	if ((pfd = parent_fd(c, dc, f, &leaf, path, err)) < 0)
 		return -1;
-	if (c->opts->delta && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (c->pass == PV_PASS_CONTROL)
+	{
+		/* under its temporary name, new (write.c removed any old one); renamed by write.c */
+		leaf = PV_CONTROL_TMP;
+		snprintf(path, sizeof(path), "%s/global/%s", c->opts->target_dir, leaf);
+	}
+	else if (c->opts->delta && fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0)
 	{
 		if (S_ISREG(st.st_mode))
 		{

@@ -87,11 +87,14 @@ typedef struct wbuf
  * global/pg_control is written last, after every other file and directory
  * is durable: a restore interrupted at any point leaves a directory that
  * PostgreSQL refuses to start (no pg_control) instead of one it would start
- * with files missing.
+ * with files missing. It is written as PV_CONTROL_TMP (in global/), fsynced,
+ * and renamed to pg_control only once every chunk of it was authenticated:
+ * a restore that fails in its last step leaves no pg_control either.
  */
 #define PV_PASS_ALL_BUT_CONTROL 0
 #define PV_PASS_CONTROL 1
 #define PV_CONTROL_PATH "global/pg_control"
+#define PV_CONTROL_TMP "pg_control.pgvault-tmp"
 
 typedef struct wctx
 {

@@ -765,14 +765,45 @@ remove_control(wctx *c, pv_err *err)
 	return rc == 0 ? fsync_global(c, err) : rc;
 }
 
-/* The last step: pg_control, then its directory entry made durable. */
+/*
+ * The last step: pg_control, written as global/PV_CONTROL_TMP (chunks.c)
+ * and fsynced, is renamed into place only once all of it was authenticated;
+ * then its directory entry is made durable. A failure removes the temporary
+ * file: until the restore has finished there is no pg_control, not even
+ * one of zeros.
+ */
 static int
 write_control(wctx *c, pv_err *err)
 {
+	const char *target = c->opts->target_dir;
+	bool		has = false;
+	int			gfd;
+	int			rc = 0;
+
+	for (size_t i = 0; i < c->m->nfiles && !has; i++)
+		has = c->m->files[i].tablespace == 0 && c->m->files[i].type == PV_FILE_REGULAR &&
+			strcmp(c->m->files[i].path, PV_CONTROL_PATH) == 0;
+	if (!has)
+		return 0;
+	if ((gfd = openat(c->rootfd, "global", OPEN_DIR_FLAGS)) < 0)
+		return pv_err_set(err, PV_E_FAIL, errno, "could not open \"%s/global\"", target);
+	if (unlinkat(gfd, PV_CONTROL_TMP, 0) != 0 && errno != ENOENT)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not remove \"%s/global/%s\"", target, PV_CONTROL_TMP);
 	c->pass = PV_PASS_CONTROL;
-	if (pv_restore_write_files(c, err) != 0)
-		return -1;
-	return fsync_global(c, err);
+	if (rc == 0 && pv_restore_write_files(c, err) != 0)
+		rc = -1;
+	if (rc == 0 && renameat(gfd, PV_CONTROL_TMP, gfd, "pg_control") != 0)
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not rename \"%s/global/%s\" to \"pg_control\"", target,
+						PV_CONTROL_TMP);
+	if (rc == 0 && fsync(gfd) != 0)
+	{
+		rc = pv_err_set(err, PV_E_FAIL, errno, "could not fsync \"%s/global\"", target);
+		(void) unlinkat(gfd, "pg_control", 0);	/* not known to be durable: the restore failed */
+	}
+	if (rc != 0)
+		(void) unlinkat(gfd, PV_CONTROL_TMP, 0);
+	close(gfd);
+	return rc;
 }
 
 static int

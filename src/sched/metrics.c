@@ -76,6 +76,9 @@ backup_metrics(exposition *x, pv_repo *repo, int64_t wal_newest, pv_err *err)
 	if (pv_manifest_list(repo, &ids, &n, err) != 0)
 		return;
 	gauge(x, "pgvault_backups", "Number of complete backups in the repository.", (double) n);
+	gauge(x, "pgvault_backups_readable",
+		  "1 if the repository key opened the repository (the backup metrics below are given), else 0.",
+		  repo->keys != NULL);
 	if (n > 0 && repo->keys != NULL &&
 		pv_manifest_load(repo, ids[n - 1], &newest, err) == 0 &&
 		pv_manifest_load(repo, ids[0], &oldest, err) == 0)

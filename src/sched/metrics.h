@@ -22,9 +22,9 @@
 
 /*
  * Render every metric into out: from the repository (unlocked, for the
- * manifests; without the key only object-level metrics are given), from
- * the drill reports and from the cron state (may be NULL). now is the real
- * clock for ages of objects.
+ * manifests; without the key only object-level metrics are given, and
+ * pgvault_backups_readable is 0), from the drill reports and from the cron
+ * state (may be NULL). now is the real clock for ages of objects.
  */
 extern int	pv_metrics_render(pv_repo *repo, const pv_sched_state *state, int64_t now,
 							  pv_buf *out, pv_err *err);

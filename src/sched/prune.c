@@ -513,8 +513,13 @@ copy_live(expire_state *st, pack_info *p, pv_pack_builder **b, pv_err *err)
 		if (!p->live[k])
 			continue;
 		pv_buf_reset(&plain);
-		if (pv_chunk_open(st->repo->keys, e->id, data.data + e->loc.offset, e->loc.length,
-						  e->loc.plain_len, &plain, err) != 0)
+		if (e->loc.offset > data.len || e->loc.length > data.len - e->loc.offset)
+			rc = pv_err_set(err, PV_E_CORRUPT, 0,
+							"pack \"%s\" is truncated: %zu bytes, but the index places chunks at %llu..%llu",
+							p->obj->key, data.len, (unsigned long long) e->loc.offset,
+							(unsigned long long) (e->loc.offset + e->loc.length));
+		else if (pv_chunk_open(st->repo->keys, e->id, data.data + e->loc.offset, e->loc.length,
+							   e->loc.plain_len, &plain, err) != 0)
 			rc = pv_err_prefix(err, "pack \"%s\" offset %llu", p->obj->key, (unsigned long long) e->loc.offset);
 		else
 			rc = copy_record(st, e, data.data + e->loc.offset, b, err);

@@ -125,15 +125,12 @@ fetch_chunk(file_job *job, pack_window *w, size_t i, size_t c, size_t end, const
 		  loc->offset + loc->length <= w->off + w->data.len))
 	{
 		uint64_t	hi = window_end(job, i, c, end, loc);
-		pv_stream  *sink;
 		int			rc;
 
 		pv_pack_key(loc->pack, key, sizeof(key));
 		pv_buf_reset(&w->data);
 		w->valid = false;
-		sink = pv_stream_buffer_new(&w->data);
-		rc = pv_storage_read(job->v->repo->storage, key, loc->offset, hi - loc->offset, sink, err);
-		pv_stream_free(sink);
+		rc = pv_pack_read_range(job->v->repo, key, loc->offset, hi - loc->offset, &w->data, err);
 		if (rc != 0 || w->data.len != hi - loc->offset)
 		{
 			/* the range is damaged somewhere: this chunk alone, for an exact report */

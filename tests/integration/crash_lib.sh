@@ -19,9 +19,10 @@
 #   restore  a trace run of restore --immediate, then the first and last
 #            point of every name and the rest spread evenly, each into a
 #            fresh directory. After every kill: no global/pg_control (the
-#            directory cannot be started) unless the kill came after its
-#            write; restore --delta into the same directory succeeds and
-#            pg_verifybackup passes.
+#            directory cannot be started) unless the kill came at the last
+#            point (restore-done; pg_control is written under a temporary
+#            name and renamed only then); restore --delta into the same
+#            directory succeeds and pg_verifybackup passes.
 #   wal-push with archiving held back: four ready segments each pushed with
 #            a kill at its 1st, 2nd ... point until a push completes, then
 #            [wal] async = on the same way; after every kill each segment
@@ -179,7 +180,7 @@ cm_expire() {
 }
 
 cm_restore() {
-	local id trace=$RL_DIR/trace.restore n k rc bad=0 name t ctl_at
+	local id trace=$RL_DIR/trace.restore n k rc bad=0 name t done_at
 	id=$(pvpg info --json | jq -r '.backups[-1].id')
 	PGVAULT_CRASH_TRACE="$trace" "$PGVAULT" -c "$RL_CONF" restore --target "$RL_DIR/rtrace" \
 		--backup "$id" --immediate --no-archive >"$RL_DIR/r.out" 2>&1
@@ -187,7 +188,8 @@ cm_restore() {
 	rm -rf "$RL_DIR/rtrace"
 	n=$(wc -l <"$trace")
 	diag "restore: $n crash points, $(sort -u "$trace" | wc -l) distinct: $(sort -u "$trace" | tr '\n' ' ')"
-	ctl_at=$(grep -n -m1 '^restore-control$' "$trace" | cut -d: -f1)
+	done_at=$(grep -n -m1 '^restore-done$' "$trace" | cut -d: -f1)
+	ok $([ -n "$done_at" ] && echo 0 || echo 1) "restore: the trace ends at restore-done (point ${done_at:-?})"
 	mapfile -t picks < <(cm_pick "$trace" "$cm_points")
 	for k in "${picks[@]}"; do
 		t=$RL_DIR/rk$k
@@ -200,7 +202,7 @@ cm_restore() {
 		if [ $rc -ne 137 ]; then
 			bad=$((bad + 1))
 			diag "restore killed at point $k ($name): exit $rc, not 137"
-		elif [ "$k" -le "${ctl_at:-0}" ] && [ -e "$t/global/pg_control" ]; then
+		elif [ "$k" -lt "${done_at:-0}" ] && [ -e "$t/global/pg_control" ]; then
 			bad=$((bad + 1))
 			diag "restore killed at point $k ($name): global/pg_control exists, the directory could be started"
 		elif ! "$PGVAULT" -c "$RL_CONF" restore --delta --target "$t" --backup "$id" --immediate \
@@ -213,7 +215,7 @@ cm_restore() {
 		fi
 		rm -rf "$t"
 	done
-	is "$bad" 0 "restore: ${#picks[@]} kills: no startable directory before pg_control, then --delta restores and pg_verifybackup passes"
+	is "$bad" 0 "restore: ${#picks[@]} kills: no startable directory before the last step, then --delta restores and pg_verifybackup passes"
 }
 
 # cm_check_archived SEG...: each segment absent from the archive or identical

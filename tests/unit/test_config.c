@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -145,6 +146,26 @@ START_TEST(test_missing_file)
 }
 END_TEST
 
+/* A file that opens but cannot be read (here a directory) is not an empty configuration. */
+START_TEST(test_unreadable_file)
+{
+	char	   *dir = tu_tempdir();
+	pv_config	cfg;
+	pv_err		err;
+
+	pv_config_init(&cfg);
+	pv_err_clear(&err);
+	ck_assert_int_eq(pv_config_load(&cfg, dir, &err), -1);
+	ck_assert_int_eq(err.kind, PV_E_USAGE);
+	ck_assert_int_eq(err.errnum, EISDIR);
+	ck_assert_msg(strstr(err.msg, "could not read configuration file") != NULL && strstr(err.msg, dir) != NULL,
+				  "%s", err.msg);
+	pv_config_free(&cfg);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_env_override)
 {
 	loaded		l;
@@ -257,6 +278,7 @@ suite_config(void)
 	tcase_add_test(tc, test_unknown_section);
 	tcase_add_test(tc, test_bad_values);
 	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_unreadable_file);
 	tcase_add_test(tc, test_env_override);
 	tcase_add_test(tc, test_secrets);
 	suite_add_tcase(s, tc);

@@ -433,6 +433,7 @@ START_TEST(test_cron_metrics)
 #define HAS(...) do { snprintf(want, sizeof(want), __VA_ARGS__); \
 		ck_assert_msg(strstr(t, want) != NULL, "missing \"%s\" in:\n%s", want, t); } while (0)
 	HAS("# TYPE pgvault_backups gauge\npgvault_backups{repository=\"%s\"} 0\n", repo->repo_id);
+	HAS("pgvault_backups_readable{repository=\"%s\"} 1\n", repo->repo_id);
 	HAS("pgvault_last_drill_success{repository=\"%s\"} 1\n", repo->repo_id);
 	HAS("pgvault_last_drill_rto_seconds{repository=\"%s\"} 12.500000\n", repo->repo_id);
 	HAS("# TYPE pgvault_job_failures_total counter\n"
@@ -441,8 +442,21 @@ START_TEST(test_cron_metrics)
 	HAS("pgvault_last_job_duration_seconds{repository=\"%s\",job=\"backup\"} 1.500000\n", repo->repo_id);
 	ck_assert_ptr_null(strstr(t, "job=\"verify\""));	/* never ran: no series */
 	ck_assert_ptr_null(strstr(t, "pgvault_wal_archive_age_seconds{"));	/* no WAL yet */
-#undef HAS
 	ck_assert(text.data[text.len - 1] == '\n');
+	/* the repository opened but not unlocked (a wrong key): it says so */
+	{
+		pv_repo    *locked;
+
+		ck_assert_msg(pv_repo_open(&cfg, &locked, &err) == 0, "%s", err.msg);
+		ck_assert_ptr_null(locked->keys);
+		pv_buf_reset(&text);
+		ck_assert_msg(pv_metrics_render(locked, NULL, 1767300000, &text, &err) == 0, "%s", err.msg);
+		t = (char *) text.data;
+		HAS("pgvault_backups_readable{repository=\"%s\"} 0\n", repo->repo_id);
+		ck_assert_ptr_null(strstr(t, "pgvault_last_drill_success{"));
+		pv_repo_free(locked);
+	}
+#undef HAS
 	pv_buf_free(&text);
 	pv_repo_free(repo);
 	pv_config_free(&cfg);

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -48,6 +49,33 @@ teardown(void)
 	free(dir);
 }
 
+#define CHUNK_LEN 5000
+
+/* A stored pack of n chunks of CHUNK_LEN bytes (data filled from seed); *key its name. */
+static pv_pack_builder *
+store_pack(int n, uint64_t seed, uint8_t data[][CHUNK_LEN], uint8_t ids[][32], pv_chunk_loc *locs, char key[64])
+{
+	pv_pack_builder *b;
+	pv_buf		rec;
+	pv_err		err;
+
+	b = pv_pack_builder_new(repo, &err);
+	ck_assert_ptr_nonnull(b);
+	pv_buf_init(&rec);
+	for (int i = 0; i < n; i++)
+	{
+		tu_fill(data[i], CHUNK_LEN, (uint64_t) i + seed);
+		pv_chunk_id(repo->keys, data[i], CHUNK_LEN, ids[i]);
+		pv_buf_reset(&rec);
+		ck_assert_int_eq(pv_chunk_seal(repo->keys, ids[i], data[i], CHUNK_LEN, 3, false, &rec, &err), 0);
+		ck_assert_int_eq(pv_pack_builder_add(b, ids[i], rec.data, rec.len, CHUNK_LEN, &locs[i], &err), 0);
+	}
+	ck_assert_int_eq(pv_pack_builder_store(b, &err), 0);
+	pv_pack_key(b->id, key, 64);
+	pv_buf_free(&rec);
+	return b;
+}
+
 START_TEST(test_pack_roundtrip)
 {
 	pv_pack_builder *b;
@@ -57,26 +85,13 @@ START_TEST(test_pack_roundtrip)
 	char		key[64];
 	char		index_id[33];
 	pv_err		err;
-	uint8_t		data[3][5000];
+	uint8_t		data[3][CHUNK_LEN];
 	uint8_t		ids[3][32];
 	pv_chunk_loc locs[3];
 	pv_index   *idx = pv_index_new();
 	pv_buf		out;
-	pv_buf		rec;
 
-	b = pv_pack_builder_new(repo, &err);
-	ck_assert_ptr_nonnull(b);
-	pv_buf_init(&rec);
-	for (int i = 0; i < 3; i++)
-	{
-		tu_fill(data[i], sizeof(data[i]), (uint64_t) i + 10);
-		pv_chunk_id(repo->keys, data[i], sizeof(data[i]), ids[i]);
-		pv_buf_reset(&rec);
-		ck_assert_int_eq(pv_chunk_seal(repo->keys, ids[i], data[i], sizeof(data[i]), 3, false, &rec, &err), 0);
-		ck_assert_int_eq(pv_pack_builder_add(b, ids[i], rec.data, rec.len, sizeof(data[i]), &locs[i], &err), 0);
-	}
-	ck_assert_int_eq(pv_pack_builder_store(b, &err), 0);
-	pv_pack_key(b->id, key, sizeof(key));
+	b = store_pack(3, 10, data, ids, locs, key);
 	ck_assert_int_eq(pv_pack_read_header(repo, key, &entries, &n, &size, &err), 0);
 	ck_assert_uint_eq(n, 3);
 	for (int i = 0; i < 3; i++)
@@ -112,6 +127,7 @@ START_TEST(test_pack_roundtrip)
 		ck_assert_int_eq(pv_write_file_atomic(path, f.data, f.len, 0600, &err), 0);
 		ck_assert(pv_index_lookup(idx, ids[1], &loc));
 		ck_assert_int_eq(pv_chunk_fetch(repo, ids[1], &loc, &out, &err), -1);
+		ck_assert_int_eq(err.kind, PV_E_CORRUPT);
 		ck_assert_ptr_nonnull(strstr(err.msg, key));
 		free(entries);
 		ck_assert_int_eq(pv_pack_read_header(repo, key, &entries, &n, &size, &err), -1);
@@ -120,8 +136,43 @@ START_TEST(test_pack_roundtrip)
 		free(path);
 	}
 	pv_buf_free(&out);
-	pv_buf_free(&rec);
 	pv_index_free(idx);
+	pv_pack_builder_free(b);
+}
+END_TEST
+
+/* A pack cut short or missing: damage (exit 4) for every reader of chunk records. */
+START_TEST(test_pack_truncated_missing)
+{
+	uint8_t		data[2][CHUNK_LEN];
+	uint8_t		ids[2][32];
+	pv_chunk_loc locs[2];
+	char		key[64];
+	pv_pack_builder *b = store_pack(2, 20, data, ids, locs, key);
+	char	   *path;
+	pv_buf		out;
+	pv_err		err;
+
+	pv_buf_init(&out);
+	path = pv_asprintf("%s/%s", cfg.repo_path, key);
+	/* cut in the middle of the second record: the first still reads */
+	ck_assert_int_eq(truncate(path, (off_t) (locs[1].offset + locs[1].length / 2)), 0);
+	ck_assert_msg(pv_chunk_fetch(repo, ids[0], &locs[0], &out, &err) == 0, "%s", err.msg);
+	ck_assert_mem_eq(out.data, data[0], sizeof(data[0]));
+	ck_assert_int_eq(pv_chunk_fetch(repo, ids[1], &locs[1], &out, &err), -1);
+	ck_assert_int_eq(err.kind, PV_E_CORRUPT);
+	ck_assert_msg(strstr(err.msg, "is truncated") != NULL && strstr(err.msg, key) != NULL, "%s", err.msg);
+	pv_buf_reset(&out);
+	ck_assert_int_eq(pv_pack_read_range(repo, key, locs[0].offset, locs[1].offset + locs[1].length - locs[0].offset,
+										&out, &err), -1);
+	ck_assert_int_eq(err.kind, PV_E_CORRUPT);
+	/* gone */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(pv_chunk_fetch(repo, ids[0], &locs[0], &out, &err), -1);
+	ck_assert_int_eq(err.kind, PV_E_CORRUPT);
+	ck_assert_msg(strstr(err.msg, "is missing") != NULL && strstr(err.msg, key) != NULL, "%s", err.msg);
+	free(path);
+	pv_buf_free(&out);
 	pv_pack_builder_free(b);
 }
 END_TEST
@@ -291,6 +342,7 @@ suite_pack(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pack_roundtrip);
+	tcase_add_test(tc, test_pack_truncated_missing);
 	tcase_add_test(tc, test_index_insert_grow);
 	tcase_add_test(tc, test_index_parse_malformed);
 	tcase_add_test(tc, test_manifest_roundtrip);
