@@ -17,6 +17,7 @@
 #include "pg/pg.h"
 #include "repo/lock.h"
 #include "repo/pack.h"
+#include "wal/wal.h"
 
 /* One chunk of one file, on its way from the chunker to a worker. */
 typedef struct chunk_job
@@ -539,12 +540,6 @@ cb_end(void *arg, uint64_t end_lsn, uint32_t tli, pv_err *err)
 
 /* ------------------------------------------------------------ WAL wait */
 
-void
-pv_wal_key(const char *name, char *buf, size_t len)
-{
-	snprintf(buf, len, "wal/%.16s/%s", name, name);
-}
-
 /* Wait until every WAL segment from start to stop is in the repository. */
 static int
 wait_for_wal(backup_state *st, pv_err *err)
@@ -560,12 +555,12 @@ wait_for_wal(backup_state *st, pv_err *err)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (; seg <= last; seg++)
 	{
-		char		name[32];
-		char		key[64];
+		pv_wal_name name;
+		char		key[PV_WAL_KEY_MAX];
 		pv_storage_info info;
 
-		pv_wal_segment_name(m->stop_timeline, seg * st->seg_size, st->seg_size, name, sizeof(name));
-		pv_wal_key(name, key, sizeof(key));
+		pv_wal_name_segment(m->stop_timeline, seg, st->seg_size, &name);
+		pv_wal_object_key(&name, key);
 		for (;;)
 		{
 			pv_err		herr;
@@ -580,7 +575,7 @@ wait_for_wal(backup_state *st, pv_err *err)
 			if (elapsed_s(&t0) * 1000 > (double) st->opts->wal_timeout_ms)
 			{
 				pv_err_set(err, PV_E_PRECOND, 0, "WAL file %s, needed by this backup, did not reach the repository within %llus",
-						   name, (unsigned long long) (st->opts->wal_timeout_ms / 1000));
+						   name.name, (unsigned long long) (st->opts->wal_timeout_ms / 1000));
 				return pv_err_hint(err, "check that archive_command is 'pgvault -c CONFIG wal-push %%p' (pgvault check tests it) and that archiving is not failing (pg_stat_archiver)");
 			}
 			usleep(200 * 1000);

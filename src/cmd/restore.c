@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "common/lsn.h"
 #include "common/parse.h"
-#include "pg/pg.h"
 #include "repo/lock.h"
 #include "restore/restore.h"
 

@@ -486,13 +486,15 @@ skip_checks_from(drill *d, const char *first)
 static void
 wal_names(const pv_restore_plan *plan, uint32_t seg_size, pv_argv *out)
 {
-	char		buf[64];
+	char		buf[PV_WAL_NAME_MAX];
 
 	for (size_t i = 0; i < plan->hist.n; i++)
 		if (plan->hist.entries[i].tli > 1)
 		{
-			snprintf(buf, sizeof(buf), "%08X.history", plan->hist.entries[i].tli);
-			pv_argv_add(out, buf);
+			pv_wal_name n;
+
+			pv_wal_name_history(plan->hist.entries[i].tli, &n);
+			pv_argv_add(out, n.name);
 		}
 	for (size_t i = 0; i < plan->nranges; i++)
 	{
@@ -502,7 +504,7 @@ wal_names(const pv_restore_plan *plan, uint32_t seg_size, pv_argv *out)
 			continue;
 		for (uint64_t s = r->first; s <= r->last; s++)
 		{
-			pv_wal_seg_name(r->tli, s, seg_size, buf, sizeof(buf));
+			pv_wal_segno_name(r->tli, s, seg_size, buf);
 			pv_argv_add(out, buf);
 		}
 	}

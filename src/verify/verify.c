@@ -13,15 +13,17 @@
 #include "backup/backup.h"
 #include "common/log.h"
 #include "common/parse.h"
-#include "pg/pg.h"
+#include "common/lsn.h"
 #include "repo/manifest.h"
 #include "repo/pack.h"
 #include "verify/verify.h"
+#include "wal/wal.h"
 
 typedef struct verify_ctx
 {
 	pv_repo    *repo;
 	pv_index   *index;
+	pv_storage_list_result wal;	/* every archived WAL object */
 	json_t	   *wal_names;		/* name -> key, every archived WAL object */
 	json_t	   *wal_checked;	/* name -> true/false once authenticated */
 	json_t	   *referenced_packs;	/* pack key -> true */
@@ -330,38 +332,32 @@ check_wal(verify_ctx *v, const pv_manifest *m, json_t *damaged, bool *unrestorab
 	uint64_t	seg = m->start_lsn / seg_size;
 	uint64_t	stop_seg = m->stop_lsn / seg_size;
 	uint64_t	last_present = 0;
-	const char *name;
-	json_t	   *e;
-	char		buf[64];
+	pv_wal_scan_opts so = {.seg_size = seg_size, .tli = m->stop_timeline, .from = seg, .to = UINT64_MAX};
+	pv_wal_scan sc;
+	const pv_wal_span *sp;
+	char		buf[PV_WAL_NAME_MAX];
 
 	*unrestorable = false;
 	*gap = false;
 	if (m->stop_lsn % seg_size == 0 && stop_seg > seg)
 		stop_seg--;
 	/* the highest segment archived on this timeline */
-	json_object_foreach(v->wal_names, name, e)
-	{
-		unsigned	tli;
-		unsigned	log;
-		unsigned	s;
-
-		if (strlen(name) == 24 && sscanf(name, "%08X%08X%08X", &tli, &log, &s) == 3 && tli == m->stop_timeline)
-		{
-			uint64_t	n = (uint64_t) log * (0x100000000ULL / seg_size) + s;
-
-			if (n > last_present)
-				last_present = n;
-		}
-	}
+	pv_wal_scan_init(&sc, &so);
+	for (size_t i = 0; i < v->wal.count; i++)
+		if (!pv_wal_scan_add(&sc, v->wal.entries[i].key, v->wal.entries[i].size, v->wal.entries[i].mtime))
+			break;
+	if ((sp = pv_wal_scan_span(&sc, m->stop_timeline)) != NULL && sp->count > 0)
+		last_present = sp->last;
+	pv_wal_scan_free(&sc);
 	json_object_set_new(w, "timeline", json_integer(m->stop_timeline));
-	pv_wal_segment_name(m->stop_timeline, seg * seg_size, seg_size, buf, sizeof(buf));
+	pv_wal_segno_name(m->stop_timeline, seg, seg_size, buf);
 	json_object_set_new(w, "first", json_string(buf));
 	for (; seg <= stop_seg || seg <= last_present; seg++)
 	{
 		char		key[160];
 		json_t	   *k;
 
-		pv_wal_segment_name(m->stop_timeline, seg * seg_size, seg_size, buf, sizeof(buf));
+		pv_wal_segno_name(m->stop_timeline, seg, seg_size, buf);
 		k = json_object_get(v->wal_names, buf);
 		if (k == NULL || !wal_ok(v, buf, json_string_value(k), damaged))
 		{
@@ -504,17 +500,14 @@ check_packs(verify_ctx *v, json_t *referenced_index, bool *good, pv_err *err)
 static int
 load_wal_names(verify_ctx *v, pv_err *err)
 {
-	pv_storage_list_result wal = {0};
-
-	if (pv_storage_list_all(v->repo->storage, "wal/", &wal, err) != 0)
+	if (pv_storage_list_all(v->repo->storage, "wal/", &v->wal, err) != 0)
 		return -1;
-	for (size_t i = 0; i < wal.count; i++)
+	for (size_t i = 0; i < v->wal.count; i++)
 	{
-		const char *name = strrchr(wal.entries[i].key, '/');
+		const char *name = strrchr(v->wal.entries[i].key, '/');
 
-		json_object_set_new(v->wal_names, name ? name + 1 : wal.entries[i].key, json_string(wal.entries[i].key));
+		json_object_set_new(v->wal_names, name ? name + 1 : v->wal.entries[i].key, json_string(v->wal.entries[i].key));
 	}
-	pv_storage_list_result_free(&wal);
 	return 0;
 }
 
@@ -632,6 +625,7 @@ out:
 	json_decref(referenced_index);
 	pv_manifest_list_free(ids, n);
 	pv_index_free(v.index);
+	pv_storage_list_result_free(&v.wal);
 	json_decref(v.wal_names);
 	json_decref(v.wal_checked);
 	json_decref(v.referenced_packs);

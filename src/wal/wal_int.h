@@ -13,6 +13,9 @@
 #include "common/parallel.h"
 #include "wal/wal.h"
 
+/* The largest wal/system.json read back. */
+#define PV_WAL_SYSTEM_MAX 65536
+
 /*
  * Write a small file atomically under a unique temporary name ('.'-prefixed,
  * in the same directory); with durable, fsync the file and the directory.
