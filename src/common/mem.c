@@ -11,11 +11,30 @@
 
 #include "common/mem.h"
 
+void
+pv_out_of_memory(const char *what)
+{
+	fprintf(stderr, "pgvault: error: out of memory (%s)\n", what);
+	exit(1);
+}
+
 static void
 out_of_memory(size_t size)
 {
-	fprintf(stderr, "pgvault: error: out of memory (allocating %zu bytes)\n", size);
-	exit(1);
+	char		what[64];
+
+	snprintf(what, sizeof(what), "allocating %zu bytes", size);
+	pv_out_of_memory(what);
+}
+
+void *
+pv_secure_malloc(size_t size)
+{
+	void	   *p = sodium_malloc(size);
+
+	if (p == NULL)
+		out_of_memory(size);
+	return p;
 }
 
 void *

@@ -518,10 +518,7 @@ thread_zstd(void)
 		z->c = ZSTD_createCCtx();
 		z->d = ZSTD_createDCtx();
 		if (z->c == NULL || z->d == NULL)
-		{
-			fprintf(stderr, "pgvault: error: out of memory for zstd\n");
-			exit(1);
-		}
+			pv_out_of_memory("zstd contexts");
 		pthread_setspecific(zstd_key, z);
 	}
 	return z;

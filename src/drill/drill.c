@@ -17,9 +17,11 @@
 
 #include <sodium.h>
 
+#include "common/clock.h"
 #include "common/dynlib.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "common/parse.h"
 #include "drill/drill.h"
 #include "drill/drill_int.h"
@@ -363,7 +365,7 @@ bwrap_works(drill *d, const char *bwrap, char *why, size_t whylen)
 	pv_err_clear(&err);
 	if (pv_drill_spawn_child(&sp, &pid, &err) != 0)
 		snprintf(why, whylen, "%s", err.msg);
-	else if (pv_drill_wait_child(pid, pv_drill_now_ms() + 30000, d->opts->stop, &status, NULL, NULL) != PV_DRILL_EXITED)
+	else if (pv_drill_wait_child(pid, pv_mono_ms() + 30000, d->opts->stop, &status, NULL, NULL) != PV_DRILL_EXITED)
 		snprintf(why, whylen, "bwrap did not finish");
 	else if (!(ok = WIFEXITED(status) && WEXITSTATUS(status) == 0))
 	{
@@ -545,7 +547,7 @@ phase_restore(drill *d)
 	pv_drill_spawn sp;
 	pv_argv		a;
 	char	   *log = logpath(d, "restore.log");
-	uint64_t	t = pv_drill_now_ms();
+	uint64_t	t = pv_mono_ms();
 	pv_err		err;
 	pv_err		perr;
 	pid_t		pid;
@@ -603,7 +605,7 @@ phase_restore(drill *d)
 		else if (wr == PV_DRILL_EXITED)
 			ok = true;
 	}
-	pv_drill_report_phase(d->report, "restore", ok, pv_drill_now_ms() - t, ok ? NULL : d->reason);
+	pv_drill_report_phase(d->report, "restore", ok, pv_mono_ms() - t, ok ? NULL : d->reason);
 	if (!ok && wr == PV_DRILL_EXITED)
 	{
 		char	   *tail = pv_drill_log_tail(log, 8192, 20);
@@ -644,7 +646,7 @@ phase_verifybackup(drill *d)
 	pv_argv		a;
 	pv_drill_spawn sp;
 	char	   *log = logpath(d, "pg_verifybackup.log");
-	uint64_t	t = pv_drill_now_ms();
+	uint64_t	t = pv_mono_ms();
 	pv_err		err;
 	pid_t		pid;
 	int			status = 0;
@@ -686,10 +688,10 @@ phase_verifybackup(drill *d)
 		else if (wr == PV_DRILL_EXITED)
 			ok = true;
 	}
-	pv_drill_report_phase(d->report, "verifybackup", ok, pv_drill_now_ms() - t, ok ? NULL : d->reason);
+	pv_drill_report_phase(d->report, "verifybackup", ok, pv_mono_ms() - t, ok ? NULL : d->reason);
 	if (!stopped(d))
 		pv_drill_report_check(d->report, "pg_verifybackup", ok ? PV_DRILL_CHECK_PASSED : PV_DRILL_CHECK_FAILED,
-							  pv_drill_now_ms() - t, NULL, ok ? "the restored files match the backup's manifest" : detail);
+							  pv_mono_ms() - t, NULL, ok ? "the restored files match the backup's manifest" : detail);
 	free(detail);
 	pv_argv_free(&a);
 	free(log);
@@ -787,7 +789,7 @@ phase_recovery(drill *d)
 	char	   *cmd = pv_walfeed_restore_command(d->feed);
 	const char *users[4] = {"postgres", NULL, NULL, NULL};
 	char	   *conn_user = NULL;
-	uint64_t	t = pv_drill_now_ms();
+	uint64_t	t = pv_mono_ms();
 	pv_err		err;
 	bool		ok = false;
 	size_t		nu = 1;
@@ -830,11 +832,11 @@ phase_recovery(drill *d)
 	else
 	{
 		ok = true;
-		d->ready_ms = pv_drill_now_ms();
+		d->ready_ms = pv_mono_ms();
 	}
 	if (d->feed != NULL)
 		pv_walfeed_stop(d->feed);
-	pv_drill_report_phase(d->report, "recovery", ok, pv_drill_now_ms() - t, ok ? NULL : d->reason);
+	pv_drill_report_phase(d->report, "recovery", ok, pv_mono_ms() - t, ok ? NULL : d->reason);
 	if (ok)
 	{
 		json_object_set_new(d->report, "rto_ms", json_integer((json_int_t) pv_drill_rto_ms(d->t0, d->ready_ms)));
@@ -842,7 +844,7 @@ phase_recovery(drill *d)
 	}
 	if (!stopped(d))
 		pv_drill_report_check(d->report, "recovery", ok ? PV_DRILL_CHECK_PASSED : PV_DRILL_CHECK_FAILED,
-							  pv_drill_now_ms() - t, NULL,
+							  pv_mono_ms() - t, NULL,
 							  ok ? "recovery reached its target, the server was promoted and accepts connections" : d->reason);
 	free(conn_user);
 	free(cmd);
@@ -858,8 +860,7 @@ check_amcheck(drill *d)
 	pv_argv		a;
 	pv_drill_spawn sp;
 	char	   *log = logpath(d, "pg_amcheck.log");
-	uint64_t	t = pv_drill_now_ms();
-	long		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t	t = pv_mono_ms();
 	pv_err		err;
 	pid_t		pid;
 	int			status;
@@ -877,7 +878,7 @@ check_amcheck(drill *d)
 	pv_argv_add(&a, "--maintenance-db=template1");
 	pv_argv_add(&a, "--all");
 	pv_argv_add(&a, "--install-missing");
-	pv_argv_addf(&a, "--jobs=%ld", cpus > 4 ? 4 : (cpus < 1 ? 1 : cpus));
+	pv_argv_addf(&a, "--jobs=%d", pv_ncpu(4));
 	if (d->cfg->drill_heapallindexed)
 		pv_argv_add(&a, "--heapallindexed");
 	memset(&sp, 0, sizeof(sp));
@@ -907,7 +908,7 @@ check_amcheck(drill *d)
 	}
 	if (!stopped(d))
 		pv_drill_report_check(d->report, "pg_amcheck", ok ? PV_DRILL_CHECK_PASSED : PV_DRILL_CHECK_FAILED,
-							  pv_drill_now_ms() - t, NULL,
+							  pv_mono_ms() - t, NULL,
 							  ok ? (d->cfg->drill_heapallindexed ? "all databases, tables and B-tree indexes (heapallindexed)"
 									: "all databases, tables and B-tree indexes") : detail);
 	free(detail);
@@ -939,7 +940,7 @@ check_probes(drill *d)
 	for (int k = 0; k < d->cfg->drill_check_sql_count && !stopped(d); k++)
 	{
 		const char *sql = d->cfg->drill_check_sql[k];
-		uint64_t	t = pv_drill_now_ms();
+		uint64_t	t = pv_mono_ms();
 		char		name[32];
 		char		detail[PV_ERR_MSG_LEN];
 		bool		ok = false;
@@ -978,7 +979,7 @@ check_probes(drill *d)
 		}
 		if (!stopped(d))
 			pv_drill_report_check(d->report, name, ok ? PV_DRILL_CHECK_PASSED : PV_DRILL_CHECK_FAILED,
-								  pv_drill_now_ms() - t, sql, ok ? NULL : detail);
+								  pv_mono_ms() - t, sql, ok ? NULL : detail);
 	}
 	if (c != NULL)
 		PQfinish(c);
@@ -988,7 +989,7 @@ check_probes(drill *d)
 static void
 phase_checks(drill *d)
 {
-	uint64_t	t = pv_drill_now_ms();
+	uint64_t	t = pv_mono_ms();
 	uint64_t	rto = pv_drill_rto_ms(d->t0, d->ready_ms);
 
 	pv_log_info("drill %s: checks", d->id);
@@ -1008,7 +1009,7 @@ phase_checks(drill *d)
 							  : PV_DRILL_CHECK_PASSED, 0, NULL, detail);
 		free(detail);
 	}
-	pv_drill_report_phase(d->report, "checks", true, pv_drill_now_ms() - t, NULL);
+	pv_drill_report_phase(d->report, "checks", true, pv_mono_ms() - t, NULL);
 }
 
 /* ------------------------------------------------------------ cleanup, the whole drill */
@@ -1095,9 +1096,9 @@ pv_drill_run(pv_repo *repo, const pv_config *cfg, const pv_drill_opts *opts, jso
 	d.opts = opts;
 	d.guard.pid = -1;
 	d.guard.fd = -1;
-	d.t0 = pv_drill_now_ms();
+	d.t0 = pv_mono_ms();
 	d.deadline = d.t0 + cfg->drill_timeout_ms;
-	d.started_us = pv_drill_wall_us();
+	d.started_us = pv_wall_us();
 	pv_argv_init(&d.env);
 	/* the probe and pg_amcheck's checks connect with libpq */
 	if (pv_drill_check_opts(opts, &d.target_us, err) != 0 || pv_dynlib_load(PV_DYNLIB_PQ, err) != 0)
@@ -1129,8 +1130,8 @@ out:
 	cleanup(&d);
 	if (rc == 0)
 	{
-		json_object_set_new(d.report, "duration_ms", json_integer((json_int_t) (pv_drill_now_ms() - d.t0)));
-		pv_drill_report_finish(d.report, pv_drill_wall_us(), d.reason);
+		json_object_set_new(d.report, "duration_ms", json_integer((json_int_t) (pv_mono_ms() - d.t0)));
+		pv_drill_report_finish(d.report, pv_wall_us(), d.reason);
 		*report = d.report;
 	}
 	else

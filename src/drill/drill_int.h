@@ -21,10 +21,6 @@
 /* sun_path holds 108 bytes with the terminating NUL */
 #define PV_DRILL_SOCKET_PATH_MAX 107
 
-/* Monotonic clock in milliseconds; wall clock in unix microseconds. */
-extern uint64_t pv_drill_now_ms(void);
-extern int64_t pv_drill_wall_us(void);
-
 /* ------------------------------------------------------------ processes (proc.c) */
 
 /* Who the scratch server (and its restore_command) runs as. */

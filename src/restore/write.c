@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,9 +29,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/crash.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "common/parse.h"
 #include "common/queue.h"
 #include "repo/pack.h"
@@ -39,15 +42,6 @@
 #define OPEN_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 /* ------------------------------------------------------------ helpers */
-
-double
-pv_restore_elapsed_s(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double) (now.tv_sec - since->tv_sec) + (double) (now.tv_nsec - since->tv_nsec) / 1e9;
-}
 
 /* The directory a tablespace's entries are relative to (its path, its fd). */
 const char *
@@ -76,26 +70,6 @@ pv_restore_full_path(wctx *c, uint32_t ts, const char *path, char *buf, size_t l
 
 	snprintf(buf, len, "%s/%s", pv_restore_root_dir(c, ts, &fd), path);
 	return buf;
-}
-
-int
-pv_restore_pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t off, const char *path, pv_err *err)
-{
-	while (len > 0)
-	{
-		ssize_t		n = pwrite(fd, data, len, (off_t) off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pv_err_set(err, PV_E_FAIL, errno, "could not write to file \"%s\"", path);
-		if (n == 0)
-			return pv_err_set(err, PV_E_FAIL, ENOSPC, "could not write to file \"%s\"", path);
-		data += n;
-		len -= (size_t) n;
-		off += (uint64_t) n;
-	}
-	return 0;
 }
 
 /*
@@ -525,7 +499,7 @@ write_root_file(wctx *c, const char *name, const void *data, size_t len, pv_err 
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not create \"%s\"", path);
 	else
 	{
-		if (pv_restore_pwrite_all(fd, data, len, 0, path, err) != 0)
+		if (pv_pwrite_all(fd, data, len, 0, path, err) != 0)
 			rc = -1;
 		else if (c->opts->set_owner && fchown(fd, c->opts->uid, c->opts->gid) != 0)
 			rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
@@ -828,7 +802,6 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 {
 	wctx		c;
 	pv_pathmap *pm = NULL;
-	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int			rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -850,14 +823,14 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 	c.tsfd = pv_calloc(plan->nts ? plan->nts : 1, sizeof(int));
 	for (size_t i = 0; i < plan->nts; i++)
 		c.tsfd[i] = -1;
-	c.nthreads = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
+	c.nthreads = opts->jobs > 0 ? opts->jobs : pv_ncpu(INT_MAX);
 	c.fsync_each = opts->fsync_each || !syncfs_reports_errors();
 	if (!opts->fsync_each && c.fsync_each)
 		pv_log_info("this kernel's syncfs does not report write errors: fsyncing every file");
 	c.zeros = pv_calloc(1, c.chunk_size);
 	pv_chunk_id(repo->keys, c.zeros, c.chunk_size, c.zero_id);
-	clock_gettime(CLOCK_MONOTONIC, &c.started);
-	c.last_progress = c.started;
+	c.started_us = pv_mono_us();
+	c.last_progress_us = c.started_us;
 	c.index = plan->index;
 	rc = run_steps(&c, pm, err);
 	res->files = plan->files;
@@ -872,7 +845,7 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 	res->chunks_fetched = c.chunks_fetched;
 	res->chunks_kept = c.chunks_kept;
 	res->chunks_zero = c.chunks_zero;
-	res->duration_ms = (uint64_t) (pv_restore_elapsed_s(&c.started) * 1000);
+	res->duration_ms = (pv_mono_us() - c.started_us) / 1000;
 	res->jobs = c.nthreads;
 	res->chowned = opts->set_owner;
 	res->uid = opts->uid;

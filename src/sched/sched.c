@@ -358,17 +358,13 @@ add_line(runner *r, int exit_code, const char *fmt,...)
 static int
 state_lock(runner *r, pv_lock **lock, pv_err *err)
 {
-	struct timespec t0;
-	struct timespec now;
+	uint64_t	t0 = pv_mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;)
 	{
 		if (pv_lock_take(r->cfg->lock_dir, r->repo->repo_id, "cron-state", true, lock, err) == 0)
 			return 0;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (err->kind != PV_E_LOCKED ||
-			(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > STATE_LOCK_WAIT_MS)
+		if (err->kind != PV_E_LOCKED || pv_mono_ms() - t0 > STATE_LOCK_WAIT_MS)
 			return -1;
 		usleep(20 * 1000);
 	}
@@ -562,8 +558,7 @@ spawn_job(runner *r, int j, job_result *jr, pv_err *err)
 	char		when[32];
 	int			n = 0;
 	pv_buf		out;
-	struct timespec t0;
-	struct timespec t1;
+	uint64_t	t0;
 	int			rc;
 
 	argv[n++] = (char *) r->opts->exe;
@@ -578,10 +573,9 @@ spawn_job(runner *r, int j, job_result *jr, pv_err *err)
 	env[1] = pv_asprintf("PGVAULT_CRON_SLOT=%s", pv_time_format_utc(jr->slot, when, sizeof(when)));
 	env[2] = NULL;
 	pv_buf_init(&out);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = pv_mono_ms();
 	rc = pv_sched_spawn(argv, env, &out, &jr->status, err);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	jr->ms = (uint64_t) ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	jr->ms = pv_mono_ms() - t0;
 	if (rc == 0 && jr->status != 0)
 	{
 		pv_sched_last_error(&out, jr->message, sizeof(jr->message));

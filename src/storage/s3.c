@@ -34,15 +34,16 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "common/clock.h"
 #include "common/crash.h"
 #include "common/dynlib.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "storage/s3.h"
 #include "storage/s3_sign.h"
 #include "storage/s3_xml.h"
 
-#define SECRET_MAX 4096
 #define ERROR_BODY_MAX (64 * 1024)		/* error documents kept */
 #define XML_BODY_MAX (32 * 1024 * 1024) /* success documents (lists) */
 #define LIST_MAX_KEYS 1000
@@ -168,24 +169,14 @@ typedef struct s3_failure
 
 /* ------------------------------------------------------------ utilities */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 sleep_ms(int64_t ms, atomic_int *cancel)
 {
 	while (ms > 0 && !(cancel != NULL && atomic_load(cancel)))
 	{
 		int64_t		step = ms > 50 ? 50 : ms;
-		struct timespec ts = {(time_t) (step / 1000), (long) (step % 1000) * 1000000L};
 
-		nanosleep(&ts, NULL);
+		pv_sleep_ms((unsigned) step);
 		ms -= step;
 	}
 }
@@ -207,6 +198,7 @@ slist_free_wiped(struct curl_slist *l)
 
 /* ------------------------------------------------------------ connections */
 
+/* An idle connection, or a new one; NULL when libcurl cannot make one. */
 static s3_conn *
 conn_get(s3_storage *s3)
 {
@@ -223,8 +215,8 @@ conn_get(s3_storage *s3)
 	c->curl = curl_easy_init();
 	if (c->curl == NULL)
 	{
-		fprintf(stderr, "pgvault: error: could not initialize libcurl\n");
-		exit(1);
+		free(c);
+		return NULL;
 	}
 	return c;
 }
@@ -327,7 +319,7 @@ static int
 progress_cb(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	s3_xfer    *x = p;
-	int64_t		now = now_ms();
+	int64_t		now = (int64_t) pv_mono_ms();
 
 	if (x->req->cancel != NULL && atomic_load(x->req->cancel))
 	{
@@ -473,10 +465,7 @@ add_raw_header(struct curl_slist **l, const char *line)
 	struct curl_slist *n = curl_slist_append(*l, line);
 
 	if (n == NULL)
-	{
-		fprintf(stderr, "pgvault: error: out of memory\n");
-		exit(1);
-	}
+		pv_out_of_memory("a request header");
 	*l = n;
 }
 
@@ -799,7 +788,7 @@ attempt(s3_storage *s3, s3_req *r, s3_failure *f, pv_err *err)
 	const char *range_p = NULL;
 	const char *if_match = NULL;
 	CURLcode	rc;
-	int64_t		t0 = now_ms();
+	int64_t		t0 = (int64_t) pv_mono_ms();
 	int			result;
 
 	memset(&x, 0, sizeof(x));
@@ -824,7 +813,14 @@ attempt(s3_storage *s3, s3_req *r, s3_failure *f, pv_err *err)
 			if_match = r->etag;
 	}
 	headers = build_request(s3, r, range_p, if_match, &url);
-	conn = conn_get(s3);
+	if ((conn = conn_get(s3)) == NULL)
+	{
+		slist_free_wiped(headers);
+		free(url);
+		pv_buf_free(&x.body);
+		f->kind = PV_E_NONE;	/* not the server's answer: no retry */
+		return pv_err_set(err, PV_E_FAIL, 0, "could not start a libcurl session for S3 %s (out of memory?)", r->op);
+	}
 	setup_curl(s3, conn->curl, &x, url, headers);
 	rc = curl_easy_perform(conn->curl);
 	if (rc == CURLE_OK && r->sink != NULL && x.status >= 200 && x.status < 300 && !x.started)
@@ -842,7 +838,7 @@ attempt(s3_storage *s3, s3_req *r, s3_failure *f, pv_err *err)
 	}
 	pv_log_debug("S3 %s %s -> %s %ld (%lld ms%s%s)", r->method, url,
 				 rc == CURLE_OK ? "HTTP" : "failed, HTTP", x.status,
-				 (long long) (now_ms() - t0), rc == CURLE_OK ? "" : ", ",
+				 (long long) ((int64_t) pv_mono_ms() - t0), rc == CURLE_OK ? "" : ", ",
 				 rc == CURLE_OK ? "" : curl_easy_strerror(rc));
 	curl_easy_setopt(conn->curl, CURLOPT_HTTPHEADER, NULL);
 	slist_free_wiped(headers);
@@ -902,7 +898,7 @@ backoff_ms(int n)
 static int
 s3_request(s3_storage *s3, s3_req *r, pv_err *err)
 {
-	int64_t		start = now_ms();
+	int64_t		start = (int64_t) pv_mono_ms();
 	int			n = 0;
 
 	pv_buf_init(&r->resp);
@@ -924,10 +920,10 @@ s3_request(s3_storage *s3, s3_req *r, pv_err *err)
 		if (r->done > done_before)
 		{
 			n = 1;				/* progress: a fresh budget from here */
-			start = now_ms();
+			start = (int64_t) pv_mono_ms();
 		}
 		delay = backoff_ms(n);
-		elapsed = now_ms() - start;
+		elapsed = (int64_t) pv_mono_ms() - start;
 		if (n >= s3->max_attempts || (uint64_t) (elapsed + delay) > s3->retry_max_ms)
 		{
 			char		after[96];
@@ -1436,13 +1432,11 @@ multipart_start(s3_writer *w, pv_err *err)
 	w->threads = pv_calloc((size_t) s3->concurrency, sizeof(pthread_t));
 	for (int i = 0; i < s3->concurrency; i++)
 	{
-		int			e = pthread_create(&w->threads[i], NULL, upload_worker, w);
-
-		if (e != 0)
+		if (pv_thread_start(&w->threads[i], upload_worker, w, "an S3 upload", err) != 0)
 		{
 			if (w->nthreads > 0)
 				break;			/* fewer workers will do */
-			return pv_err_set(err, PV_E_FAIL, e, "could not start an S3 upload thread");
+			return -1;
 		}
 		w->nthreads++;
 	}
@@ -1877,73 +1871,17 @@ static const pv_storage_ops s3_ops = {
 	NULL						/* read_buf: through a buffer sink */
 };
 
-/* A secret in sodium_malloc'd memory (NUL-terminated); exits when out of memory. */
-static char *
-secret_alloc(size_t len)
-{
-	char	   *p = sodium_malloc(len + 1);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "pgvault: error: out of memory for a secret\n");
-		exit(1);
-	}
-	return p;
-}
-
-/* The secret key: the first line of path (mode checked like every secret file). */
+/* The secret key from [repo] s3_secret_key_file (config/secret.c reads it). */
 static int
 read_secret_file(s3_storage *s3, const char *path, pv_err *err)
 {
-	char	   *buf;
-	size_t		len = 0;
-	int			fd;
+	pv_secret	sec;
 
-	if (pv_check_secret_file(path, "s3_secret_key_file", err) != 0)
+	if (pv_secret_from_file(path, PV_SECRET_S3_KEY, &sec, err) != 0)
 		return -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return pv_err_set(err, PV_E_USAGE, errno, "could not open s3_secret_key_file \"%s\"", path);
-	buf = secret_alloc(SECRET_MAX);
-	for (;;)
-	{
-		ssize_t		n = read(fd, buf + len, SECRET_MAX - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-		{
-			pv_err_set(err, PV_E_USAGE, errno, "could not read s3_secret_key_file \"%s\"", path);
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t) n;
-		if (len == SECRET_MAX)
-		{
-			pv_err_set(err, PV_E_USAGE, 0, "s3_secret_key_file \"%s\" is longer than %d bytes", path, SECRET_MAX);
-			goto fail;
-		}
-	}
-	close(fd);
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] == '\n' || buf[i] == '\r')
-			len = i;
-	while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-		len--;
-	sodium_memzero(buf + len, SECRET_MAX + 1 - len);
-	if (len == 0)
-	{
-		sodium_free(buf);
-		return pv_err_set(err, PV_E_USAGE, 0, "s3_secret_key_file \"%s\" is empty", path);
-	}
-	s3->secret = buf;
-	s3->secret_len = len;
+	s3->secret = (char *) sec.data;	/* freed with sodium_free in s3_free */
+	s3->secret_len = sec.len;
 	return 0;
-fail:
-	close(fd);
-	sodium_free(buf);
-	return -1;
 }
 
 static char *
@@ -1952,7 +1890,7 @@ secret_from_env(const char *value, size_t *len)
 	char	   *p;
 
 	*len = strlen(value);
-	p = secret_alloc(*len);
+	p = pv_secure_malloc(*len + 1);
 	memcpy(p, value, *len + 1);
 	return p;
 }

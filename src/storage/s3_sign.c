@@ -485,12 +485,7 @@ pv_s3_signing_key(const char *secret, size_t secret_len, const char *amz_date,
 
 	if (secret_len + 4 > sizeof(small))
 	{
-		k0 = sodium_malloc(secret_len + 4);
-		if (k0 == NULL)
-		{
-			fprintf(stderr, "pgvault: error: out of memory\n");
-			exit(1);
-		}
+		k0 = pv_secure_malloc(secret_len + 4);
 	}
 	memcpy(k0, "AWS4", 4);
 	memcpy(k0 + 4, secret, secret_len);

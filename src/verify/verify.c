@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,9 @@
 
 #include "backup/backup.h"
 #include "common/log.h"
-#include "common/parse.h"
 #include "common/lsn.h"
+#include "common/parallel.h"
+#include "common/parse.h"
 #include "repo/manifest.h"
 #include "repo/pack.h"
 #include "verify/verify.h"
@@ -280,6 +282,8 @@ check_files(verify_ctx *v, pv_manifest *m, int jobs, json_t *damaged, uint64_t *
 {
 	file_job	job;
 	pthread_t  *t = pv_calloc((size_t) jobs, sizeof(pthread_t));
+	int			started;
+	pv_err		terr;
 	const char *key;
 	json_t	   *e;
 
@@ -289,9 +293,14 @@ check_files(verify_ctx *v, pv_manifest *m, int jobs, json_t *damaged, uint64_t *
 	job.m = m;
 	job.damaged = damaged;
 	job.pg_files = pg_manifest_files(m, damaged, &job.mu);
-	for (int i = 0; i < jobs; i++)
-		pthread_create(&t[i], NULL, file_worker, &job);
-	for (int i = 0; i < jobs; i++)
+	for (started = 0; started < jobs; started++)
+		if (pv_thread_start(&t[started], file_worker, &job, "a verify worker", &terr) != 0)
+			break;
+	if (started < jobs)
+		pv_log_warning("%s: verifying with %d threads", terr.msg, started ? started : 1);
+	if (started == 0)
+		file_worker(&job);		/* this thread does the work */
+	for (int i = 0; i < started; i++)
 		pthread_join(t[i], NULL);
 	/* a file the server listed that the backup does not hold */
 	json_object_foreach(job.pg_files, key, e)
@@ -559,8 +568,7 @@ pv_verify_run(pv_repo *repo, const pv_verify_opts *opts, json_t **report, bool *
 	size_t		n = 0;
 	bool		good = true;
 	bool		packs_good;
-	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int			jobs = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
+	int			jobs = opts->jobs > 0 ? opts->jobs : pv_ncpu(INT_MAX);
 	int			rc = -1;
 
 	memset(&v, 0, sizeof(v));

@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wal/wal.h"
+#include "wal/wal_int.h"
 
 #define XLP_LONG_HEADER 0x0002
 #define XLP_ALL_FLAGS 0x0007
@@ -97,6 +97,14 @@ pv_wal_object_key(const pv_wal_name *n, char *key)
 {
 	snprintf(key, PV_WAL_KEY_MAX, "wal/%08X%08X/%s", n->tli,
 			 n->kind == PV_WAL_HISTORY ? 0 : n->log, n->name);
+}
+
+const char *
+pv_wal_basename(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s != NULL ? s + 1 : path;
 }
 
 bool

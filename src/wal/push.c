@@ -151,10 +151,7 @@ new_cctx(int level)
 	ZSTD_CCtx  *c = ZSTD_createCCtx();
 
 	if (c == NULL)
-	{
-		fprintf(stderr, "pgvault: error: out of memory for zstd\n");
-		exit(1);
-	}
+		pv_out_of_memory("zstd compression context");
 	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
 	return c;

@@ -29,7 +29,7 @@ extern int	pv_wal_write_small(const char *path, const void *data, size_t len, bo
 extern int	pv_wal_read_to_file(pv_repo *repo, const pv_wal_name *n, const char *tmp,
 								pv_wal_objhdr *hdr, pv_err *err);
 
-/* Basename of a path (pointer into path). */
+/* Basename of a path (pointer into path): the WAL file name of %p (name.c). */
 extern const char *pv_wal_basename(const char *path);
 
 #endif

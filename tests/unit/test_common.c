@@ -307,10 +307,27 @@ START_TEST(test_crash_points)
 	check_crash("put-open:packs#2", 0, trace);	/* passed only once: no kill */
 	check_crash("restore-file", 4, trace);
 	check_crash("99", 0, trace);
+	/* main.c refuses a malformed PGVAULT_CRASH_AT with pv_crash_check; it crashes nowhere */
+	check_crash("put-open#two", 0, trace);
 	{
-		int			st = crash_child("put-open#two", trace);
+		static const char *const bad[] = {"put-open#two", "put-open#", "put-open#0", "0", "3x", "#2"};
+		static const char *const good[] = {"3", "put-open", "put-open:index#2", ""};
+		pv_err		err;
 
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "an invalid PGVAULT_CRASH_AT is an error");
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		{
+			setenv("PGVAULT_CRASH_AT", bad[i], 1);
+			ck_assert_msg(pv_crash_check(&err) == -1, "\"%s\" accepted", bad[i]);
+			ck_assert_int_eq(err.kind, PV_E_USAGE);
+			ck_assert_ptr_nonnull(strstr(err.msg, bad[i]));
+		}
+		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		{
+			setenv("PGVAULT_CRASH_AT", good[i], 1);
+			ck_assert_msg(pv_crash_check(&err) == 0, "\"%s\" refused", good[i]);
+		}
+		unsetenv("PGVAULT_CRASH_AT");
+		ck_assert_int_eq(pv_crash_check(&err), 0);
 	}
 	free(trace);
 	tu_rmtree(dir);
