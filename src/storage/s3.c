@@ -1188,7 +1188,14 @@ delete_batch(s3_storage *s3, const char *const *keys, size_t n, pv_err *err)
 	for (size_t i = 0; i < n; i++)
 		full[i] = object_name(s3, keys[i]);
 	body = pv_s3_xml_delete_body((const char *const *) full, n, true);
-	pv_s3_md5(body, strlen(body), md5);
+	if (pv_s3_md5(body, strlen(body), md5, err) != 0)
+	{
+		for (size_t i = 0; i < n; i++)
+			free(full[i]);
+		free(full);
+		free(body);
+		return -1;
+	}
 	pv_s3_md5_base64(md5, md5b64);
 	snprintf(label, sizeof(label), "(%zu keys from \"%s\")", n, keys[0]);
 	memset(&r, 0, sizeof(r));
@@ -1330,7 +1337,8 @@ upload_part(s3_writer *w, s3_part *p, char **etag, pv_err *err)
 	int			rc;
 
 	pv_crash_point("s3-part", w->key);
-	pv_s3_hash_body(p->data, p->len, sha, md5);
+	if (pv_s3_hash_body(p->data, p->len, sha, md5, err) != 0)
+		return -1;
 	pv_s3_md5_base64(md5, md5b64);
 	snprintf(number, sizeof(number), "%d", p->number);
 	memset(&r, 0, sizeof(r));
@@ -1613,7 +1621,8 @@ put_single(s3_writer *w, pv_err *err)
 	int			rc;
 
 	pv_crash_point("put-commit", w->key);
-	pv_s3_hash_body(data, len, sha, md5);
+	if (pv_s3_hash_body(data, len, sha, md5, err) != 0)
+		return -1;
 	pv_s3_md5_base64(md5, md5b64);
 	memset(&r, 0, sizeof(r));
 	r.op = "PutObject";
@@ -2014,7 +2023,8 @@ pv_storage_s3_new(const pv_config *cfg, pv_err *err)
 	char	   *endpoint;
 	char	   *authority = NULL;
 
-	if (pv_dynlib_load(PV_DYNLIB_CURL, err) != 0 || pv_dynlib_load(PV_DYNLIB_XML, err) != 0)
+	if (pv_dynlib_load(PV_DYNLIB_CURL, err) != 0 || pv_dynlib_load(PV_DYNLIB_XML, err) != 0 ||
+		pv_dynlib_load(PV_DYNLIB_CRYPTO, err) != 0)
 		return NULL;
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK || sodium_init() < 0)
