@@ -9,7 +9,7 @@
 #include "common/clock.h"
 #include "common/parse.h"
 #include "sched/cron.h"
-#include "sched/prune.h"
+#include "expire/prune.h"
 
 static const char usage_text[] =
 	"Usage: pgvault expire [--dry-run]\n\n"

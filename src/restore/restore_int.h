@@ -4,6 +4,7 @@
 #ifndef PV_RESTORE_RESTORE_INT_H
 #define PV_RESTORE_RESTORE_INT_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -137,7 +138,11 @@ typedef struct wctx
 /* Create every regular file and write its chunks with the worker pool. */
 extern int	pv_restore_write_files(wctx *c, pv_err *err);
 
-/* Helpers of write.c used by chunks.c. */
+/* ------------------------------------------------------------ dirfd.c */
+
+/* Flags of every directory opened below a root: never through a link. */
+#define PV_OPEN_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
 /* The directory a tablespace's entries are relative to: its path (and fd). */
 extern const char *pv_restore_root_dir(wctx *c, uint32_t ts, int *fd);
 /* "<root>/<path>" for messages. */

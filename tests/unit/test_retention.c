@@ -11,7 +11,7 @@
 
 #include "common/clock.h"
 #include "sched/cron.h"
-#include "sched/retention.h"
+#include "expire/retention.h"
 #include "suites.h"
 #include "wal/wal.h"
 

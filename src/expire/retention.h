@@ -5,8 +5,8 @@
  * so that the policy can be tested as a table; prune.h applies them.
  * docs/retention.md describes the policies with worked examples.
  */
-#ifndef PV_SCHED_RETENTION_H
-#define PV_SCHED_RETENTION_H
+#ifndef PV_EXPIRE_RETENTION_H
+#define PV_EXPIRE_RETENTION_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sched/retention.h"
+#include "expire/retention.h"
 #include "wal/wal.h"
 
 void

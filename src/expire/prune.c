@@ -14,7 +14,7 @@
 #include "repo/lock.h"
 #include "repo/manifest.h"
 #include "repo/pack.h"
-#include "sched/prune.h"
+#include "expire/prune.h"
 #include "wal/wal.h"
 
 #define TEMP_MAX_AGE_S (24 * 3600)	/* a temp file untouched this long has no writer */
