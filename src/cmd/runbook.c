@@ -186,12 +186,8 @@ print_commands(const char *pv, const char *target, const char *bindir, const cha
 int
 cmd_runbook(pv_cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"target", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	const char *target = NULL;
+	static const struct option opt = {"target", required_argument, NULL, 't'};
+	const char *target;
 	pv_repo    *repo = NULL;
 	pv_backup_summary *backups = NULL;
 	size_t		nb = 0;
@@ -208,23 +204,12 @@ cmd_runbook(pv_cmd_ctx *ctx, int argc, char **argv)
 	char		example[64] = "YYYY-MM-DD HH:MM:SS+00";
 	int			major = 15;
 	pv_err		err;
-	int			c;
 	int			rc;
 	ssize_t		n;
 
-	while ((c = pv_cmd_getopt("runbook", argc, argv, "t:h", opts)) != -1)
-	{
-		if (c == 'h')
-		{
-			fputs(usage_text, stdout);
-			return PV_EXIT_OK;
-		}
-		if (c != 't')
-			return PV_EXIT_USAGE;
-		target = optarg;
-	}
-	if (optind < argc)
-		return pv_cmd_usage_error("runbook", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = pv_cmd_simple_options("runbook", argc, argv, "t:", &opt, usage_text, &target)) != -1 ||
+		(rc = pv_cmd_no_arguments("runbook", argc, argv)) != -1)
+		return rc;
 	if ((rc = pv_cmd_open_repo(ctx, true, &repo)) != PV_EXIT_OK)
 		return rc;
 	pv_err_clear(&err);

@@ -42,28 +42,14 @@ static const char usage[] =
 static int
 parse_options(int argc, char **argv, wal_push_options *o)
 {
-	static const struct option opts[] = {
-		{"no-async", no_argument, NULL, 'A'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	int			c;
+	static const struct option opt = {"no-async", no_argument, NULL, 'A'};
+	const char *no_async;
+	int			rc;
 
 	memset(o, 0, sizeof(*o));
-	while ((c = pv_cmd_getopt("wal-push", argc, argv, "h", opts)) != -1)
-	{
-		switch (c)
-		{
-			case 'A':
-				o->no_async = true;
-				break;
-			case 'h':
-				fputs(usage, stdout);
-				return PV_EXIT_OK;
-			default:
-				return PV_EXIT_USAGE;
-		}
-	}
+	if ((rc = pv_cmd_simple_options("wal-push", argc, argv, NULL, &opt, usage, &no_async)) != -1)
+		return rc;
+	o->no_async = no_async != NULL;
 	if (argc - optind != 1)
 		return pv_cmd_usage_error("wal-push", "expected one PATH (archive_command's %%p)");
 	o->path = argv[optind];

@@ -97,13 +97,22 @@ pv_strndup(const char *s, size_t n)
 char *
 pv_asprintf(const char *fmt,...)
 {
-	pv_buf		b;
 	va_list		ap;
+	char	   *s;
+
+	va_start(ap, fmt);
+	s = pv_vasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+char *
+pv_vasprintf(const char *fmt, va_list ap)
+{
+	pv_buf		b;
 
 	pv_buf_init(&b);
-	va_start(ap, fmt);
 	pv_buf_vprintf(&b, fmt, ap);
-	va_end(ap);
 	return (char *) pv_buf_steal(&b, NULL);
 }
 

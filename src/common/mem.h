@@ -35,6 +35,7 @@ extern char *pv_strdup(const char *s);
 extern char *pv_strndup(const char *s, size_t n);
 /* Returns a newly allocated formatted string. */
 extern char *pv_asprintf(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+extern char *pv_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* A growable buffer; data is always NUL-terminated for convenience. */
 typedef struct pv_buf

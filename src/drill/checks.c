@@ -22,7 +22,6 @@ static void
 check_amcheck(pv_drill_ctx *d)
 {
 	pv_argv		a;
-	pv_drill_spawn sp;
 	char	   *log = pv_drill_logpath(d, "pg_amcheck.log");
 	uint64_t	t = pv_mono_ms();
 	pv_err		err;
@@ -45,13 +44,7 @@ check_amcheck(pv_drill_ctx *d)
 	pv_argv_addf(&a, "--jobs=%d", pv_ncpu(4));
 	if (d->cfg->drill_heapallindexed)
 		pv_argv_add(&a, "--heapallindexed");
-	memset(&sp, 0, sizeof(sp));
-	sp.argv = a.v;
-	sp.envp = d->env.v;
-	sp.cwd = d->scratch;
-	sp.log_path = log;
-	pv_err_clear(&err);
-	if (pv_drill_spawn_child(&sp, &pid, &err) != 0)
+	if (pv_drill_start_tool(d, a.v, d->env.v, NULL, log, &pid, &err) != 0)
 		detail = pv_asprintf("could not run pg_amcheck: %s", err.msg);
 	else
 	{

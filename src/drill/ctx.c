@@ -20,15 +20,12 @@ void
 pv_drill_fail(pv_drill_ctx *d, const char *fmt,...)
 {
 	va_list		ap;
-	pv_buf		b;
 
 	if (d->reason != NULL)
 		return;
-	pv_buf_init(&b);
 	va_start(ap, fmt);
-	pv_buf_vprintf(&b, fmt, ap);
+	d->reason = pv_vasprintf(fmt, ap);
 	va_end(ap);
-	d->reason = (char *) pv_buf_steal(&b, NULL);
 }
 
 char *
@@ -46,3 +43,19 @@ pv_drill_strip_prefix(const char *line)
 	return p ? p + 7 : line;
 }
 
+int
+pv_drill_start_tool(const pv_drill_ctx *d, char *const *argv, char *const *envp, const pv_drill_ident *ident,
+					const char *log, pid_t *pid, pv_err *err)
+{
+	pv_drill_spawn sp;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.argv = argv;
+	sp.envp = envp;
+	sp.cwd = d->scratch;
+	sp.log_path = log;
+	sp.ident = ident;
+	sp.new_session = ident != NULL;
+	pv_err_clear(err);
+	return pv_drill_spawn_child(&sp, pid, err);
+}

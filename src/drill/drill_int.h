@@ -334,6 +334,14 @@ extern char *pv_drill_logpath(const pv_drill_ctx *d, const char *name);
 /* "pgvault: error: x" -> "x" */
 extern const char *pv_drill_strip_prefix(const char *line);
 
+/*
+ * Start a tool (argv) in the scratch directory, its output appended to
+ * log, with envp (NULL: ours); as ident in a session of its own when ident
+ * is not NULL (pv_drill_spawn_child).
+ */
+extern int	pv_drill_start_tool(const pv_drill_ctx *d, char *const *argv, char *const *envp,
+								const pv_drill_ident *ident, const char *log, pid_t *pid, pv_err *err);
+
 /* setup.c: each fills its part of d; -1 with err when the drill cannot start. */
 extern int	pv_drill_choose_backup(pv_drill_ctx *d, pv_err *err);
 extern int	pv_drill_find_binaries(pv_drill_ctx *d, pv_err *err);

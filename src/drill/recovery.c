@@ -84,7 +84,6 @@ pv_drill_phase_restore(pv_drill_ctx *d)
 	pv_drill_ts *ts = pv_calloc(d->m->ntablespaces + 1, sizeof(pv_drill_ts));
 	char	  **tsdirs = pv_calloc(d->m->ntablespaces + 1, sizeof(char *));
 	pv_drill_restore_args ra;
-	pv_drill_spawn sp;
 	pv_argv		a;
 	char	   *log = pv_drill_logpath(d, "restore.log");
 	uint64_t	t = pv_mono_ms();
@@ -113,14 +112,10 @@ pv_drill_phase_restore(pv_drill_ctx *d)
 	ra.nts = d->m->ntablespaces;
 	pv_argv_init(&a);
 	pv_drill_restore_argv(&ra, &a);
-	memset(&sp, 0, sizeof(sp));
-	sp.argv = a.v;
-	sp.cwd = d->scratch;
-	sp.log_path = log;
-	pv_err_clear(&err);
 	pv_err_clear(&perr);
 	pv_log_info("drill %s: restoring backup %s into \"%s\"", d->id, d->m->id, d->datadir);
-	if (pv_drill_spawn_child(&sp, &pid, &err) != 0)
+	/* our environment: the child needs the repository's secret */
+	if (pv_drill_start_tool(d, a.v, NULL, NULL, log, &pid, &err) != 0)
 		pv_drill_fail(d, "could not run the restore: %s", err.msg);
 	else
 	{
@@ -185,7 +180,6 @@ bool
 pv_drill_phase_verifybackup(pv_drill_ctx *d)
 {
 	pv_argv		a;
-	pv_drill_spawn sp;
 	char	   *log = pv_drill_logpath(d, "pg_verifybackup.log");
 	uint64_t	t = pv_mono_ms();
 	pv_err		err;
@@ -198,17 +192,12 @@ pv_drill_phase_verifybackup(pv_drill_ctx *d)
 	pv_argv_addf(&a, "%s/pg_verifybackup", d->bindir);
 	pv_argv_add(&a, "--no-parse-wal");
 	pv_argv_add(&a, d->datadir);
-	memset(&sp, 0, sizeof(sp));
-	sp.argv = a.v;
-	sp.envp = d->env.v;
-	sp.cwd = d->scratch;
-	sp.log_path = log;
 	pv_err_clear(&err);
 	pv_log_info("drill %s: pg_verifybackup; fetching WAL meanwhile", d->id);
 	/* the WAL feed runs alongside: recovery starts with its first files ready */
 	if (start_feed(d, &err) != 0)
 		pv_drill_fail(d, "could not prepare the WAL spool: %s", err.msg);
-	else if (pv_drill_spawn_child(&sp, &pid, &err) != 0)
+	else if (pv_drill_start_tool(d, a.v, d->env.v, NULL, log, &pid, &err) != 0)
 		pv_drill_fail(d, "could not run pg_verifybackup: %s", err.msg);
 	else
 	{

@@ -266,7 +266,6 @@ static bool
 bwrap_works(pv_drill_ctx *d, const char *bwrap, char *why, size_t whylen)
 {
 	pv_argv		a;
-	pv_drill_spawn sp;
 	pid_t		pid;
 	int			status;
 	char	   *log = pv_drill_logpath(d, "bwrap-probe.log");
@@ -276,15 +275,7 @@ bwrap_works(pv_drill_ctx *d, const char *bwrap, char *why, size_t whylen)
 	pv_argv_init(&a);
 	pv_drill_bwrap_args(bwrap, d->scratch, d->scratch, &a);
 	pv_argv_add(&a, "/bin/true");
-	memset(&sp, 0, sizeof(sp));
-	sp.argv = a.v;
-	sp.envp = d->env.v;
-	sp.cwd = d->scratch;
-	sp.log_path = log;
-	sp.ident = &d->ident;
-	sp.new_session = true;
-	pv_err_clear(&err);
-	if (pv_drill_spawn_child(&sp, &pid, &err) != 0)
+	if (pv_drill_start_tool(d, a.v, d->env.v, &d->ident, log, &pid, &err) != 0)
 		snprintf(why, whylen, "%s", err.msg);
 	else if (pv_drill_wait_child(pid, pv_mono_ms() + 30000, d->opts->stop, &status, NULL, NULL) != PV_DRILL_EXITED)
 		snprintf(why, whylen, "bwrap did not finish");

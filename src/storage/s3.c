@@ -35,11 +35,7 @@ s3_head(pv_storage *st, const char *key, pv_storage_info *info, pv_err *err)
 	s3_req		r;
 	int			rc;
 
-	memset(&r, 0, sizeof(r));
-	r.op = "HeadObject";
-	r.method = "HEAD";
-	r.key = key;
-	r.object = obj;
+	pv_s3_req_init(&r, "HeadObject", "HEAD", key, obj);
 	r.head = true;
 	rc = pv_s3_request(s3, &r, err);
 	if (rc == 0 && !r.have_length)
@@ -87,11 +83,7 @@ s3_read(pv_storage *st, const char *key, uint64_t offset, uint64_t length,
 		return 0;
 	}
 	obj = pv_s3_object_name(s3, key);
-	memset(&r, 0, sizeof(r));
-	r.op = "GetObject";
-	r.method = "GET";
-	r.key = key;
-	r.object = obj;
+	pv_s3_req_init(&r, "GetObject", "GET", key, obj);
 	r.sink = sink;
 	r.offset = offset;
 	r.length = length;
@@ -170,10 +162,7 @@ s3_list(pv_storage *st, const char *prefix, const char *after, size_t max,
 		size_t		want = max - page->count < LIST_MAX_KEYS ? max - page->count : LIST_MAX_KEYS;
 
 		snprintf(maxkeys, sizeof(maxkeys), "%zu", want);
-		memset(&r, 0, sizeof(r));
-		r.op = "ListObjectsV2";
-		r.method = "GET";
-		r.key = full_prefix;
+		pv_s3_req_init(&r, "ListObjectsV2", "GET", full_prefix, NULL);
 		r.resp_max = XML_BODY_MAX;
 		r.query[r.nquery++] = (pv_s3_kv) {"list-type", "2"};
 		r.query[r.nquery++] = (pv_s3_kv) {"prefix", full_prefix};
@@ -229,11 +218,7 @@ s3_remove(pv_storage *st, const char *key, pv_err *err)
 
 	pv_crash_point("remove", key);
 	obj = pv_s3_object_name(s3, key);
-	memset(&r, 0, sizeof(r));
-	r.op = "DeleteObject";
-	r.method = "DELETE";
-	r.key = key;
-	r.object = obj;
+	pv_s3_req_init(&r, "DeleteObject", "DELETE", key, obj);
 	rc = pv_s3_request(s3, &r, err);
 	if (rc != 0 && r.status == 404)
 	{
@@ -272,9 +257,7 @@ delete_batch(s3_storage *s3, const char *const *keys, size_t n, pv_err *err)
 	}
 	pv_s3_md5_base64(md5, md5b64);
 	snprintf(label, sizeof(label), "(%zu keys from \"%s\")", n, keys[0]);
-	memset(&r, 0, sizeof(r));
-	r.op = "DeleteObjects";
-	r.method = "POST";
+	pv_s3_req_init(&r, "DeleteObjects", "POST", NULL, NULL);
 	r.query[r.nquery++] = (pv_s3_kv) {"delete", NULL};
 	r.content_md5 = md5b64;
 	r.content_type = "application/xml";

@@ -868,6 +868,16 @@ pv_s3_request(s3_storage *s3, s3_req *r, pv_err *err)
 }
 
 void
+pv_s3_req_init(s3_req *r, const char *op, const char *method, const char *key, const char *object)
+{
+	memset(r, 0, sizeof(*r));
+	r->op = op;
+	r->method = method;
+	r->key = key;
+	r->object = object;
+}
+
+void
 pv_s3_req_free(s3_req *r)
 {
 	pv_buf_free(&r->resp);

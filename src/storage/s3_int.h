@@ -104,6 +104,8 @@ extern char *pv_s3_object_name(s3_storage *s3, const char *key);
  * with *err otherwise. A GET that made progress starts its count afresh.
  */
 extern int	pv_s3_request(s3_storage *s3, s3_req *r, pv_err *err);
+/* A request with every other field zero: op names it in messages, key (or NULL) too; object NULL: the bucket. */
+extern void pv_s3_req_init(s3_req *r, const char *op, const char *method, const char *key, const char *object);
 extern void pv_s3_req_free(s3_req *r);
 
 /* Is an S3 error code one that a retry may cure (SlowDown, InternalError, ...)? */

@@ -115,12 +115,8 @@ upload_part(s3_writer *w, s3_part *p, char **etag, pv_err *err)
 		return -1;
 	pv_s3_md5_base64(md5, md5b64);
 	snprintf(number, sizeof(number), "%d", p->number);
-	memset(&r, 0, sizeof(r));
-	r.op = "UploadPart";
-	r.method = "PUT";
-	r.key = w->key;
+	pv_s3_req_init(&r, "UploadPart", "PUT", w->key, w->object);
 	r.part = p->number;
-	r.object = w->object;
 	r.query[r.nquery++] = (pv_s3_kv) {"partNumber", number};
 	r.query[r.nquery++] = (pv_s3_kv) {"uploadId", w->upload_id};
 	r.content_md5 = md5b64;
@@ -194,11 +190,7 @@ multipart_start(s3_writer *w, pv_err *err)
 	s3_req		r;
 	int			rc;
 
-	memset(&r, 0, sizeof(r));
-	r.op = "CreateMultipartUpload";
-	r.method = "POST";
-	r.key = w->key;
-	r.object = w->object;
+	pv_s3_req_init(&r, "CreateMultipartUpload", "POST", w->key, w->object);
 	r.query[r.nquery++] = (pv_s3_kv) {"uploads", NULL};
 	r.content_type = "application/octet-stream";
 	r.resp_max = 1024 * 1024;
@@ -398,11 +390,7 @@ put_single(s3_writer *w, pv_err *err)
 	if (pv_s3_hash_body(data, len, sha, md5, err) != 0)
 		return -1;
 	pv_s3_md5_base64(md5, md5b64);
-	memset(&r, 0, sizeof(r));
-	r.op = "PutObject";
-	r.method = "PUT";
-	r.key = w->key;
-	r.object = w->object;
+	pv_s3_req_init(&r, "PutObject", "PUT", w->key, w->object);
 	r.content_md5 = md5b64;
 	r.content_type = "application/octet-stream";
 	r.body = data;
@@ -428,11 +416,7 @@ multipart_complete(s3_writer *w, pv_err *err)
 		char	   *etag = NULL;
 		int			prc;
 
-		memset(&r, 0, sizeof(r));
-		r.op = "CompleteMultipartUpload";
-		r.method = "POST";
-		r.key = w->key;
-		r.object = w->object;
+		pv_s3_req_init(&r, "CompleteMultipartUpload", "POST", w->key, w->object);
 		r.query[r.nquery++] = (pv_s3_kv) {"uploadId", w->upload_id};
 		r.content_type = "application/xml";
 		r.body = (const uint8_t *) body;
@@ -529,11 +513,7 @@ multipart_abort(s3_writer *w)
 	s3_req		r;
 	pv_err		err;
 
-	memset(&r, 0, sizeof(r));
-	r.op = "AbortMultipartUpload";
-	r.method = "DELETE";
-	r.key = w->key;
-	r.object = w->object;
+	pv_s3_req_init(&r, "AbortMultipartUpload", "DELETE", w->key, w->object);
 	r.query[r.nquery++] = (pv_s3_kv) {"uploadId", w->upload_id};
 	if (pv_s3_request(w->s3, &r, &err) != 0 && r.status != 404)
 		pv_log_warning("%s; its parts stay in the bucket until a lifecycle rule removes them "

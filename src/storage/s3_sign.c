@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "common/dynlib.h"
+#include "common/parse.h"
 #include "storage/s3_sign.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
@@ -55,19 +56,6 @@ pv_s3_uri_encode(pv_buf *out, const char *s, size_t len, bool keep_slash)
 }
 
 void
-pv_s3_hex(const uint8_t *bin, size_t len, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < len; i++)
-	{
-		out[2 * i] = hex[bin[i] >> 4];
-		out[2 * i + 1] = hex[bin[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
-void
 pv_s3_amz_date(int64_t t, char out[PV_S3_AMZ_DATE_LEN + 1])
 {
 	time_t		tt = (time_t) t;
@@ -86,7 +74,7 @@ pv_s3_sha256_hex(const void *data, size_t len, char out[PV_S3_SHA256_HEX_LEN + 1
 	uint8_t		h[crypto_hash_sha256_BYTES];
 
 	crypto_hash_sha256(h, data, len);
-	pv_s3_hex(h, sizeof(h), out);
+	pv_hex_encode(h, sizeof(h), out);
 }
 
 /* ------------------------------------------------------------ query */
@@ -329,7 +317,7 @@ pv_s3_authorization(const pv_s3_sign_input *in, const char *access_key,
 	pv_s3_signing_key(secret, secret_len, in->amz_date, in->region, in->service, key);
 	hmac(key, sizeof(key), sts, sig);
 	sodium_memzero(key, sizeof(key));
-	pv_s3_hex(sig, sizeof(sig), sighex);
+	pv_hex_encode(sig, sizeof(sig), sighex);
 	auth = pv_asprintf(ALGORITHM " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
 					   access_key, scope, signed_headers, sighex);
 	free(signed_headers);
@@ -416,6 +404,6 @@ pv_s3_hash_body(const void *data, size_t len, char sha256_hex[PV_S3_SHA256_HEX_L
 	md[1] = EVP_md5();
 	if (digests(data, len, md, o, 2, err) != 0)
 		return -1;
-	pv_s3_hex(h, sizeof(h), sha256_hex);
+	pv_hex_encode(h, sizeof(h), sha256_hex);
 	return 0;
 }

@@ -90,9 +90,6 @@ extern char *pv_s3_authorization(const pv_s3_sign_input *in, const char *access_
 /* x-amz-date for a Unix time: out gets "YYYYMMDDTHHMMSSZ" and a NUL. */
 extern void pv_s3_amz_date(int64_t t, char out[PV_S3_AMZ_DATE_LEN + 1]);
 
-/* Lower-case hex of bin[0..len) into out (2*len characters and a NUL). */
-extern void pv_s3_hex(const uint8_t *bin, size_t len, char *out);
-
 /* Hex SHA-256 of data into out (64 characters and a NUL). */
 extern void pv_s3_sha256_hex(const void *data, size_t len, char out[PV_S3_SHA256_HEX_LEN + 1]);
 

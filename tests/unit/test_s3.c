@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "config/conf.h"
 #include "storage/s3.h"
 #include "storage/s3_sign.h"
@@ -762,7 +763,7 @@ md5_hex(const char *s, char out[33])
 	pv_err		err;
 
 	ck_assert_msg(pv_s3_md5(s, strlen(s), m, &err) == 0, "%s", err.msg);
-	pv_s3_hex(m, sizeof(m), out);
+	pv_hex_encode(m, sizeof(m), out);
 }
 
 /* MD5 comes from libcrypto: RFC 1321's test suite, and Content-MD5 values computed elsewhere. */
@@ -828,7 +829,7 @@ START_TEST(test_hash_body)
 	}
 	ck_assert_int_eq(pv_s3_hash_body("", 0, sha1, both_md5, &err), 0);
 	ck_assert_str_eq(sha1, EMPTY_SHA256);
-	pv_s3_hex(both_md5, sizeof(both_md5), sha2);
+	pv_hex_encode(both_md5, sizeof(both_md5), sha2);
 	ck_assert_str_eq(sha2, "d41d8cd98f00b204e9800998ecf8427e");
 	free(data);
 }
@@ -851,7 +852,7 @@ START_TEST(test_sha256_vs_libsodium)
 		size_t		n = len == max + 1 ? (1 << 20) + 77 : len;
 
 		crypto_hash_sha256(h, data, n);
-		pv_s3_hex(h, sizeof(h), theirs);
+		pv_hex_encode(h, sizeof(h), theirs);
 		ck_assert_int_eq(pv_s3_hash_body(data, n, ours, md5, &err), 0);
 		ck_assert_msg(strcmp(ours, theirs) == 0, "hash_body sha256 of %zu bytes: %s, libsodium %s", n, ours, theirs);
 	}
