@@ -46,6 +46,9 @@ ok $? "the server starts again"
 PG_PID=$(head -n 1 "$PGDATA/postmaster.pid")
 is "$(psql_c "select pg_walfile_name(pg_current_wal_lsn())")" 0000000100000000000000FC "it writes segment ...FC"
 
+# the repository is made only now: the segment the server completed when it
+# stopped (archive_mode switches at shutdown) is not archived, so the archive
+# starts at ...FC
 run_ok "init" pvpg init
 psql_c "create table t (id int)" >/dev/null
 run_ok "a backup right after the reset" pvpg backup
