@@ -17,6 +17,7 @@
 
 #include "cmd/cmd.h"
 #include "common/clock.h"
+#include "common/crash.h"
 #include "common/dynlib.h"
 
 #define NEED_CONFIG 0x01		/* load the configuration before running */
@@ -198,8 +199,8 @@ main(int argc, char **argv)
 	{
 		pv_err		nerr;
 
-		/* the test clock (common/clock.h) must be valid before anything reads it */
-		if (pv_now_check(&nerr) != 0)
+		/* the test clock and crash points must be valid before anything reads them */
+		if (pv_now_check(&nerr) != 0 || pv_crash_check(&nerr) != 0)
 		{
 			pv_config_free(&ctx.cfg);
 			return pv_cmd_fail(&nerr);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,12 +12,14 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "common/parse.h"
 #include "common/queue.h"
 #include "backup/backup.h"
 #include "pg/pg.h"
 #include "repo/lock.h"
 #include "repo/pack.h"
+#include "wal/wal.h"
 
 /* One chunk of one file, on its way from the chunker to a worker. */
 typedef struct chunk_job
@@ -78,15 +81,6 @@ typedef struct backup_state
 	size_t		reused_cap;
 	uint64_t	reused_bytes;
 } backup_state;
-
-static double
-elapsed_s(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double) (now.tv_sec - since->tv_sec) + (double) (now.tv_nsec - since->tv_nsec) / 1e9;
-}
 
 static void
 set_failed(backup_state *st, const pv_err *err)
@@ -484,7 +478,7 @@ cb_archive(void *arg, const char *name, const char *location, pv_err *err)
 static void
 draw_progress(backup_state *st)
 {
-	double		secs = elapsed_s(&st->started);
+	double		secs = pv_elapsed_s(&st->started);
 	char		done[32];
 	char		total[32];
 	char		rate[32];
@@ -509,7 +503,7 @@ cb_progress(void *arg, uint64_t bytes_done)
 {
 	backup_state *st = arg;
 
-	if (st->opts->progress && elapsed_s(&st->last_progress) >= 0.25)
+	if (st->opts->progress && pv_elapsed_s(&st->last_progress) >= 0.25)
 	{
 		clock_gettime(CLOCK_MONOTONIC, &st->last_progress);
 		draw_progress(st);
@@ -539,12 +533,6 @@ cb_end(void *arg, uint64_t end_lsn, uint32_t tli, pv_err *err)
 
 /* ------------------------------------------------------------ WAL wait */
 
-void
-pv_wal_key(const char *name, char *buf, size_t len)
-{
-	snprintf(buf, len, "wal/%.16s/%s", name, name);
-}
-
 /* Wait until every WAL segment from start to stop is in the repository. */
 static int
 wait_for_wal(backup_state *st, pv_err *err)
@@ -560,12 +548,12 @@ wait_for_wal(backup_state *st, pv_err *err)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (; seg <= last; seg++)
 	{
-		char		name[32];
-		char		key[64];
+		pv_wal_name name;
+		char		key[PV_WAL_KEY_MAX];
 		pv_storage_info info;
 
-		pv_wal_segment_name(m->stop_timeline, seg * st->seg_size, st->seg_size, name, sizeof(name));
-		pv_wal_key(name, key, sizeof(key));
+		pv_wal_name_segment(m->stop_timeline, seg, st->seg_size, &name);
+		pv_wal_object_key(&name, key);
 		for (;;)
 		{
 			pv_err		herr;
@@ -577,10 +565,10 @@ wait_for_wal(backup_state *st, pv_err *err)
 				*err = herr;
 				return -1;
 			}
-			if (elapsed_s(&t0) * 1000 > (double) st->opts->wal_timeout_ms)
+			if (pv_elapsed_s(&t0) * 1000 > (double) st->opts->wal_timeout_ms)
 			{
 				pv_err_set(err, PV_E_PRECOND, 0, "WAL file %s, needed by this backup, did not reach the repository within %llus",
-						   name, (unsigned long long) (st->opts->wal_timeout_ms / 1000));
+						   name.name, (unsigned long long) (st->opts->wal_timeout_ms / 1000));
 				return pv_err_hint(err, "check that archive_command is 'pgvault -c CONFIG wal-push %%p' (pgvault check tests it) and that archiving is not failing (pg_stat_archiver)");
 			}
 			usleep(200 * 1000);
@@ -626,17 +614,31 @@ choose_id(pv_repo *repo, pv_manifest *m, pv_err *err)
 	return pv_err_set(err, PV_E_FAIL, 0, "could not choose a new backup id");
 }
 
+/* Workers and the uploader; with fewer workers than asked when the system refuses threads. */
 static int
-start_threads(backup_state *st)
+start_threads(backup_state *st, pv_err *err)
 {
+	int			started = 0;
+
 	pv_queue_init(&st->jobs, (size_t) st->nworkers * 2);
 	/* one pack uploading, one waiting: memory stays near 3 packs at most */
 	pv_queue_init(&st->uploads, 1);
 	st->workers = pv_calloc((size_t) st->nworkers, sizeof(pthread_t));
-	for (int i = 0; i < st->nworkers; i++)
-		pthread_create(&st->workers[i], NULL, worker_main, st);
-	pthread_create(&st->uploader, NULL, uploader_main, st);
-	return 0;
+	while (started < st->nworkers &&
+		   pv_thread_start(&st->workers[started], worker_main, st, "a backup worker", err) == 0)
+		started++;
+	if (started > 0 && started < st->nworkers)
+		pv_log_warning("%s: backing up with %d workers", err->msg, started);
+	st->nworkers = started;
+	if (started > 0 && pv_thread_start(&st->uploader, uploader_main, st, "the backup's uploader", err) == 0)
+		return 0;
+	pv_queue_close(&st->jobs);
+	for (int i = 0; i < started; i++)
+		pthread_join(st->workers[i], NULL);
+	free(st->workers);
+	pv_queue_destroy(&st->jobs);
+	pv_queue_destroy(&st->uploads);
+	return -1;
 }
 
 /* Drain the pipeline: workers, the last pack, the uploader. */
@@ -687,7 +689,8 @@ run_stream(backup_state *st, PGconn *conn, pv_err *err)
 	cb.on_progress = cb_progress;
 	cb.on_manifest = cb_manifest;
 	cb.on_end = cb_end;
-	start_threads(st);
+	if (start_threads(st, err) != 0)
+		return -1;
 	rc = pv_pg_base_backup(conn, &bb, &cb, err);
 	stop_threads(st);
 	if (st->opts->progress)
@@ -809,7 +812,6 @@ finish_backup(backup_state *st, bool *retry, pv_err *err)
 {
 	pv_manifest *m = st->m;
 	char		index_id[33];
-	struct timespec now;
 
 	if (check_reused(st, retry, err) != 0)
 		return -1;
@@ -828,8 +830,7 @@ finish_backup(backup_state *st, bool *retry, pv_err *err)
 	m->stored_bytes = st->stored_bytes;
 	m->chunks_total = st->chunks_total;
 	m->chunks_new = st->chunks_new;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	m->duration_ms = (uint64_t) (elapsed_s(&st->started) * 1000);
+	m->duration_ms = (uint64_t) (pv_elapsed_s(&st->started) * 1000);
 	/* the manifest is written last: from now on the backup exists */
 	if (pv_manifest_store(st->repo, m, err) != 0)
 		return pv_err_prefix(err, "could not store the manifest of backup %s", m->id);
@@ -845,7 +846,6 @@ backup_attempt(pv_repo *repo, const pv_config *cfg, const pv_backup_opts *opts, 
 	PGconn	   *conn = NULL;
 	pv_pg_system sys;
 	int			rc = -1;
-	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	memset(&st, 0, sizeof(st));
 	*retry = false;
@@ -856,7 +856,7 @@ backup_attempt(pv_repo *repo, const pv_config *cfg, const pv_backup_opts *opts, 
 	st.index = pv_index_new();
 	st.chunk_size = repo->chunk_size;
 	st.pack_size = cfg->pack_size;
-	st.nworkers = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
+	st.nworkers = opts->jobs > 0 ? opts->jobs : pv_ncpu(INT_MAX);
 	st.builder = NULL;
 	pthread_mutex_init(&st.pack_mu, NULL);
 	pthread_mutex_init(&st.err_mu, NULL);

@@ -42,7 +42,4 @@ extern int	pv_backup_run(pv_repo *repo, const pv_config *cfg, const pv_backup_op
 /* The backup id for a time: "20261123T020000Z" (buf >= 17 bytes). */
 extern void pv_backup_id_for(int64_t unix_time, char *buf, size_t len);
 
-/* The repository key of an archived WAL file ("wal/<16 hex>/<name>"). */
-extern void pv_wal_key(const char *name, char *buf, size_t len);
-
 #endif

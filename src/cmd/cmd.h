@@ -39,6 +39,19 @@ extern int	pv_cmd_usage_error(const char *cmd, const char *fmt,...) __attribute_
 extern int	pv_cmd_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
 						  const struct option *longopts);
 
+/*
+ * The option loop of a command whose options are --help and at most one
+ * other, opt (NULL: none; its short letter, if it has one, in shortopts,
+ * e.g. "o:"). --help prints usage. Returns -1 to go on, with *arg the other
+ * option's value ("" for a flag, NULL when it was not given) and optind at
+ * the first argument; else the exit code to return (PV_EXIT_OK after --help).
+ */
+extern int	pv_cmd_simple_options(const char *cmd, int argc, char **argv, const char *shortopts,
+								  const struct option *opt, const char *usage, const char **arg);
+
+/* PV_EXIT_USAGE naming the first argument when there is one (optind on), else -1. */
+extern int	pv_cmd_no_arguments(const char *cmd, int argc, char **argv);
+
 /* Open the configured repository; unlock it too when asked. Returns an exit code. */
 extern int	pv_cmd_open_repo(pv_cmd_ctx *ctx, bool unlock, pv_repo **repo);
 

@@ -62,32 +62,56 @@ pv_cmd_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
 }
 
 int
-pv_cmd_json_open(pv_cmd_ctx *ctx, const char *cmd, int argc, char **argv, const char *usage,
-				 bool *json, pv_repo **repo)
+pv_cmd_simple_options(const char *cmd, int argc, char **argv, const char *shortopts,
+					  const struct option *opt, const char *usage, const char **arg)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
+	struct option opts[3];
+	char		shorts[16];
+	int			n = 0;
 	int			c;
-	int			rc;
 
-	*json = false;
-	*repo = NULL;
-	while ((c = pv_cmd_getopt(cmd, argc, argv, "h", opts)) != -1)
+	*arg = NULL;
+	if (opt != NULL)
+		opts[n++] = *opt;
+	opts[n++] = (struct option) {"help", no_argument, NULL, 'h'};
+	opts[n] = (struct option) {NULL, 0, NULL, 0};
+	snprintf(shorts, sizeof(shorts), "%sh", shortopts ? shortopts : "");
+	while ((c = pv_cmd_getopt(cmd, argc, argv, shorts, opts)) != -1)
 	{
 		if (c == 'h')
 		{
 			fputs(usage, stdout);
 			return PV_EXIT_OK;
 		}
-		if (c != 'j')
+		if (opt == NULL || c != opt->val)
 			return PV_EXIT_USAGE;
-		*json = true;
+		*arg = opt->has_arg == no_argument ? "" : optarg;
 	}
+	return -1;
+}
+
+int
+pv_cmd_no_arguments(const char *cmd, int argc, char **argv)
+{
 	if (optind < argc)
 		return pv_cmd_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
+	return -1;
+}
+
+int
+pv_cmd_json_open(pv_cmd_ctx *ctx, const char *cmd, int argc, char **argv, const char *usage,
+				 bool *json, pv_repo **repo)
+{
+	static const struct option opt = {"json", no_argument, NULL, 'j'};
+	const char *arg;
+	int			rc;
+
+	*json = false;
+	*repo = NULL;
+	if ((rc = pv_cmd_simple_options(cmd, argc, argv, NULL, &opt, usage, &arg)) != -1 ||
+		(rc = pv_cmd_no_arguments(cmd, argc, argv)) != -1)
+		return rc;
+	*json = arg != NULL;
 	if ((rc = pv_cmd_open_repo(ctx, false, repo)) != PV_EXIT_OK)
 		return rc;
 	return -1;

@@ -96,12 +96,8 @@ cron_next(pv_cmd_ctx *ctx, pv_repo *repo)
 int
 cmd_cron(pv_cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"next", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	bool		next = false;
+	static const struct option opt = {"next", no_argument, NULL, 'n'};
+	const char *next;
 	pv_repo    *repo = NULL;
 	pv_err		err;
 	char		exe[PATH_MAX];
@@ -109,22 +105,11 @@ cmd_cron(pv_cmd_ctx *ctx, int argc, char **argv)
 	pv_cron_run_opts ro;
 	pv_cron_outcome out;
 	bool		quiet;
-	int			c;
 	int			rc;
 
-	while ((c = pv_cmd_getopt("cron", argc, argv, "h", opts)) != -1)
-	{
-		if (c == 'h')
-		{
-			fputs(usage_text, stdout);
-			return PV_EXIT_OK;
-		}
-		if (c != 'n')
-			return PV_EXIT_USAGE;
-		next = true;
-	}
-	if (optind < argc)
-		return pv_cmd_usage_error("cron", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = pv_cmd_simple_options("cron", argc, argv, NULL, &opt, usage_text, &next)) != -1 ||
+		(rc = pv_cmd_no_arguments("cron", argc, argv)) != -1)
+		return rc;
 	if ((rc = pv_cmd_open_repo(ctx, false, &repo)) != PV_EXIT_OK)
 		return rc;
 	if (next)

@@ -9,7 +9,7 @@
 #include "common/clock.h"
 #include "common/parse.h"
 #include "sched/cron.h"
-#include "sched/prune.h"
+#include "expire/prune.h"
 
 static const char usage_text[] =
 	"Usage: pgvault expire [--dry-run]\n\n"
@@ -73,31 +73,18 @@ print_summary(const pv_expire_result *r, bool dry)
 int
 cmd_expire(pv_cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"dry-run", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
+	static const struct option opt = {"dry-run", no_argument, NULL, 'n'};
+	const char *dry_run;
 	pv_expire_opts eo = {0};
 	pv_expire_result res;
 	pv_repo    *repo = NULL;
 	pv_err		err;
-	int			c;
 	int			rc;
 
-	while ((c = pv_cmd_getopt("expire", argc, argv, "nh", opts)) != -1)
-	{
-		if (c == 'h')
-		{
-			fputs(usage_text, stdout);
-			return PV_EXIT_OK;
-		}
-		if (c != 'n')
-			return PV_EXIT_USAGE;
-		eo.dry_run = true;
-	}
-	if (optind < argc)
-		return pv_cmd_usage_error("expire", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = pv_cmd_simple_options("expire", argc, argv, "n", &opt, usage_text, &dry_run)) != -1 ||
+		(rc = pv_cmd_no_arguments("expire", argc, argv)) != -1)
+		return rc;
+	eo.dry_run = dry_run != NULL;
 	pv_err_clear(&err);
 	/* calendar buckets (daily, weekly, ...) are those of [schedule] timezone */
 	if (pv_cron_set_timezone(ctx->cfg.sched_timezone, &err) != 0)

@@ -12,11 +12,12 @@
 
 #include <jansson.h>
 
-#include "common/parse.h"
 #include "cmd/cmd.h"
+#include "common/lsn.h"
+#include "common/parse.h"
 #include "drill/drill.h"
-#include "pg/pg.h"
 #include "repo/manifest.h"
+#include "wal/wal.h"
 
 static const char usage_text[] =
 	"Usage: pgvault info [--json]\n\n"
@@ -57,109 +58,62 @@ count_objects(pv_repo *repo, area_stat *stats, pv_err *err)
 
 /* ---- WAL ranges per timeline ---- */
 
-typedef struct wal_tl
+static json_t *
+gap_json(uint32_t tli, const pv_wal_gap *g, uint32_t seg_size)
 {
-	uint32_t	tli;
-	uint64_t	first;			/* segment numbers (log * segs_per_log + seg) */
-	uint64_t	last;
-	uint64_t	count;
-	int64_t		last_mtime;
-	json_t	   *gaps;
-} wal_tl;
+	json_t	   *o = json_object();
+	char		name[PV_WAL_NAME_MAX];
 
-static bool
-parse_segment(const char *name, uint32_t *tli, uint64_t *segno)
-{
-	unsigned	t;
-	unsigned	log;
-	unsigned	seg;
-
-	if (strlen(name) != 24 || strspn(name, "0123456789ABCDEF") != 24)
-		return false;
-	if (sscanf(name, "%08X%08X%08X", &t, &log, &seg) != 3)
-		return false;
-	*tli = t;
-	*segno = (uint64_t) log << 32 | seg;	/* monotonic for any segment size */
-	return true;
+	pv_wal_segno_name(tli, g->from, seg_size, name);
+	json_object_set_new(o, "from", json_string(name));
+	pv_wal_segno_name(tli, g->to, seg_size, name);
+	json_object_set_new(o, "to", json_string(name));
+	return o;
 }
 
-/* Build per-timeline ranges from the wal/ listing (sorted by name). */
+/* Per-timeline ranges of the wal/ listing (sorted by key), for a segment size. */
 static json_t *
-wal_summary(pv_storage_list_result *wal, int64_t *latest_mtime, uint32_t *latest_tli)
+wal_summary(const pv_storage_list_result *wal, uint32_t seg_size, bool known, int64_t *latest_mtime,
+			uint32_t *latest_tli)
 {
+	pv_wal_scan_opts so = {.seg_size = seg_size};
+	pv_wal_scan sc;
 	json_t	   *tls = json_array();
 	json_t	   *hist = json_array();
 	json_t	   *out = json_object();
-	wal_tl		cur = {0};
 
 	*latest_mtime = 0;
 	*latest_tli = 0;
-	for (size_t i = 0; i <= wal->count; i++)
+	pv_wal_scan_init(&sc, &so);
+	for (size_t i = 0; i < wal->count; i++)
+		pv_wal_scan_add(&sc, wal->entries[i].key, wal->entries[i].size, wal->entries[i].mtime);
+	for (size_t i = 0; i < sc.nspans; i++)
 	{
-		const char *name = NULL;
-		uint32_t	tli = 0;
-		uint64_t	segno = 0;
-		bool		seg = false;
+		const pv_wal_span *sp = &sc.spans[i];
+		json_t	   *o = json_object();
+		json_t	   *gaps = json_array();
+		char		name[PV_WAL_NAME_MAX];
 
-		if (i < wal->count)
-		{
-			name = strrchr(wal->entries[i].key, '/');
-			name = name ? name + 1 : wal->entries[i].key;
-			seg = parse_segment(name, &tli, &segno);
-			if (!seg && strstr(name, ".history") != NULL)
-				json_array_append_new(hist, json_string(name));
-			if (!seg)
-				continue;
-		}
-		if (cur.count > 0 && (i == wal->count || tli != cur.tli))
-		{
-			json_t	   *o = json_object();
-			char		a[32];
-			char		b[32];
-
-			snprintf(a, sizeof(a), "%08X%08X%08X", cur.tli, (unsigned) (cur.first >> 32), (unsigned) cur.first);
-			snprintf(b, sizeof(b), "%08X%08X%08X", cur.tli, (unsigned) (cur.last >> 32), (unsigned) cur.last);
-			json_object_set_new(o, "timeline", json_integer(cur.tli));
-			json_object_set_new(o, "first", json_string(a));
-			json_object_set_new(o, "last", json_string(b));
-			json_object_set_new(o, "segments", json_integer((json_int_t) cur.count));
-			json_object_set_new(o, "gaps", cur.gaps);
-			json_array_append_new(tls, o);
-			if (cur.tli >= *latest_tli)
-			{
-				*latest_tli = cur.tli;
-				*latest_mtime = cur.last_mtime;
-			}
-			memset(&cur, 0, sizeof(cur));
-		}
-		if (i == wal->count)
-			break;
-		if (cur.count == 0)
-		{
-			cur.tli = tli;
-			cur.first = segno;
-			cur.gaps = json_array();
-		}
-		else if (segno > cur.last + 1 && (uint32_t) segno != 0)
-		{
-			json_t	   *g = json_object();
-			char		a[32];
-			char		b[32];
-			uint64_t	from = cur.last + 1;
-			uint64_t	to = segno - 1;
-
-			snprintf(a, sizeof(a), "%08X%08X%08X", tli, (unsigned) (from >> 32), (unsigned) from);
-			snprintf(b, sizeof(b), "%08X%08X%08X", tli, (unsigned) (to >> 32), (unsigned) to);
-			json_object_set_new(g, "from", json_string(a));
-			json_object_set_new(g, "to", json_string(b));
-			json_array_append_new(cur.gaps, g);
-		}
-		cur.last = segno;
-		cur.count++;
-		cur.last_mtime = wal->entries[i].mtime;
+		json_object_set_new(o, "timeline", json_integer(sp->tli));
+		pv_wal_segno_name(sp->tli, sp->first, seg_size, name);
+		json_object_set_new(o, "first", json_string(name));
+		pv_wal_segno_name(sp->tli, sp->last, seg_size, name);
+		json_object_set_new(o, "last", json_string(name));
+		json_object_set_new(o, "segments", json_integer((json_int_t) sp->count));
+		for (size_t g = 0; g < sp->ngaps; g++)
+			json_array_append_new(gaps, gap_json(sp->tli, &sp->gaps[g], seg_size));
+		json_object_set_new(o, "gaps", gaps);
+		json_array_append_new(tls, o);
+		*latest_tli = sp->tli;
+		*latest_mtime = sp->last_mtime;
 	}
+	for (size_t i = 0; i < sc.nhistory; i++)
+		json_array_append_new(hist, json_string(sc.history[i]));
+	pv_wal_scan_free(&sc);
 	json_object_set_new(out, "timelines", tls);
 	json_object_set_new(out, "history_files", hist);
+	json_object_set_new(out, "segment_size", json_integer(seg_size));
+	json_object_set_new(out, "segment_size_known", json_boolean(known));
 	return out;
 }
 
@@ -273,31 +227,42 @@ describe_backups(pv_cmd_ctx *ctx, pv_repo *repo, json_t *j, bool *locked, proble
 {
 	char	  **ids = NULL;
 	size_t		n = 0;
-	json_t	   *backups = json_array();
+	json_t	   *backups;
 	pv_storage_list_result wal = {0};
 	int64_t		latest = 0;
 	uint32_t	latest_tli = 0;
 	int64_t		earliest = 0;
-	json_t	   *win = json_object();
+	json_t	   *win;
 	char		buf[64];
+	uint32_t	seg_size;
+	bool		known;
+	pv_err		serr;
 
 	*locked = false;
 	if (pv_storage_list_all(repo->storage, "wal/", &wal, err) != 0)
 		return -1;
-	json_object_set_new(j, "wal", wal_summary(&wal, &latest, &latest_tli));
-	pv_storage_list_result_free(&wal);
 	if (pv_manifest_list(repo, &ids, &n, err) != 0)
+	{
+		pv_storage_list_result_free(&wal);
 		return -1;
-	if (n > 0 && repo->keys == NULL)
+	}
+	/* the key shows the backups and the WAL's segment size (wal/system.json) */
+	if ((n > 0 || wal.count > 0) && repo->keys == NULL)
 	{
 		pv_err		uerr;
 
-		if (pv_repo_unlock_config(repo, &ctx->cfg, &uerr) != 0)
+		if (pv_repo_unlock_config(repo, &ctx->cfg, &uerr) != 0 && n > 0)
 		{
 			*locked = true;
 			add_problem(probs, "backups", &uerr);
 		}
 	}
+	if (pv_wal_archive_seg_size(repo, &wal, &seg_size, &known, &serr) != 0)
+		pv_log_warning("WAL gaps are computed for %u-byte segments: %s", seg_size, serr.msg);
+	json_object_set_new(j, "wal", wal_summary(&wal, seg_size, known, &latest, &latest_tli));
+	pv_storage_list_result_free(&wal);
+	backups = json_array();
+	win = json_object();
 	for (size_t i = 0; i < n && !*locked; i++)
 	{
 		pv_manifest *m;
@@ -395,6 +360,9 @@ print_backups(json_t *j)
 	printf("WAL        ");
 	if (json_array_size(w) == 0)
 		printf(" none archived\n");
+	else if (!json_is_true(json_object_get(json_object_get(j, "wal"), "segment_size_known")))
+		printf(" (segment size unknown without the key: gaps assume %lld-byte segments)\n",
+			   (long long) json_integer_value(json_object_get(json_object_get(j, "wal"), "segment_size")));
 	else
 		printf("\n");
 	json_array_foreach(w, i, e)

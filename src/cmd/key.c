@@ -166,24 +166,13 @@ key_list(pv_cmd_ctx *ctx, int argc, char **argv)
 static int
 key_remove(pv_cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
 	pv_repo    *repo = NULL;
 	pv_err		err;
-	int			c;
+	const char *none;
 	int			rc;
 
-	while ((c = pv_cmd_getopt("key remove", argc, argv, "h", opts)) != -1)
-	{
-		if (c == 'h')
-		{
-			fputs(usage_text, stdout);
-			return PV_EXIT_OK;
-		}
-		return PV_EXIT_USAGE;
-	}
+	if ((rc = pv_cmd_simple_options("key remove", argc, argv, NULL, NULL, usage_text, &none)) != -1)
+		return rc;
 	if (optind + 1 != argc)
 		return pv_cmd_usage_error("key remove", "name exactly one key slot");
 	/* proving knowledge of a working secret is required to change the slots */

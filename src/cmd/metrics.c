@@ -23,34 +23,19 @@ static const char usage_text[] =
 int
 cmd_metrics(pv_cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"output", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	const char *output = NULL;
+	static const struct option opt = {"output", required_argument, NULL, 'o'};
+	const char *output;
 	pv_repo    *repo = NULL;
 	pv_sched_state st;
 	pv_buf		text;
 	pv_err		err;
 	pv_err		uerr;			/* the key did not open the repository */
 	char	   *path;
-	int			c;
 	int			rc;
 
-	while ((c = pv_cmd_getopt("metrics", argc, argv, "o:h", opts)) != -1)
-	{
-		if (c == 'h')
-		{
-			fputs(usage_text, stdout);
-			return PV_EXIT_OK;
-		}
-		if (c != 'o')
-			return PV_EXIT_USAGE;
-		output = optarg;
-	}
-	if (optind < argc)
-		return pv_cmd_usage_error("metrics", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = pv_cmd_simple_options("metrics", argc, argv, "o:", &opt, usage_text, &output)) != -1 ||
+		(rc = pv_cmd_no_arguments("metrics", argc, argv)) != -1)
+		return rc;
 	/*
 	 * A key that does not open the repository still gives the metrics, with
 	 * pgvault_backups_readable 0 (a file left as it was would go on saying 1),

@@ -23,22 +23,9 @@
 static int
 help_only(const char *cmd, int argc, char **argv, const char *usage)
 {
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	int			c;
+	const char *none;
 
-	while ((c = pv_cmd_getopt(cmd, argc, argv, "h", opts)) != -1)
-	{
-		if (c == 'h')
-		{
-			fputs(usage, stdout);
-			return 0;
-		}
-		return PV_EXIT_USAGE;
-	}
-	return -1;
+	return pv_cmd_simple_options(cmd, argc, argv, NULL, NULL, usage, &none);
 }
 
 int

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "common/lsn.h"
 #include "common/parse.h"
-#include "pg/pg.h"
 #include "repo/lock.h"
 #include "restore/restore.h"
 
@@ -561,13 +561,14 @@ print_next_steps(const restore_args *a, const pv_restore_plan *p, const pv_resto
 		(a->o.target.action == PV_ACTION_DEFAULT || a->o.target.action == PV_ACTION_PAUSE);
 	int			major = p->m->pg_version / 10000;
 	char		bindir[PATH_MAX];
+	int			n = 1;
 
 	if (a->bindir != NULL)
 		snprintf(bindir, sizeof(bindir), "%s", a->bindir);
 	else
 		snprintf(bindir, sizeof(bindir), "/usr/lib/postgresql/%d/bin", major);
 	printf("\nNext steps\n");
-	printf("  1. Start the server%s%s%s:\n", user ? " (as " : "", user ? user : "", user ? ")" : "");
+	printf("  %d. Start the server%s%s%s:\n", n++, user ? " (as " : "", user ? user : "", user ? ")" : "");
 	printf("       %s%s%s%s/pg_ctl -D %s -l %s/recovery.log start\n",
 		   user ? "sudo -u " : "", user ? user : "", user ? " " : "", bindir, dir, dir);
 	if (user)
@@ -581,28 +582,26 @@ print_next_steps(const restore_args *a, const pv_restore_plan *p, const pv_resto
 	printf("     The server runs the restore_command as its own user: that user must be able to\n"
 		   "     read the configuration%s%s%s and the repository's secret.\n",
 		   a->config_abs ? " (" : "", a->config_abs ? a->config_abs : "", a->config_abs ? ")" : "");
-	printf("  2. Watch the log (%s/recovery.log). Expect, in this order:\n", dir);
+	printf("  %d. Watch the log (%s/recovery.log). Expect, in this order:\n", n++, dir);
 	print_expected_log(a);
 	printf("     A \"FATAL: recovery ended before configured recovery target was reached\" means the\n"
 		   "     target is not in the archived WAL; \"requested timeline is not a child of this\n"
 		   "     server's history\" means the backup is not on that timeline (docs/pitr.md).\n");
 	if (paused)
 	{
-		printf("  3. Check the data while recovery is paused (the server is read-only):\n"
+		printf("  %d. Check the data while recovery is paused (the server is read-only):\n"
 			   "       psql -h <socket dir or host> -p <port> -c 'SELECT ...'\n"
 			   "     Wrong point? Stop the server and restore again with another target:\n"
-			   "       pgvault restore --delta --target %s --to-...\n", dir);
-		printf("  4. Right point? End recovery and open for writes (starts a new timeline):\n"
-			   "       SELECT pg_wal_replay_resume();\n");
+			   "       pgvault restore --delta --target %s --to-...\n", n++, dir);
+		printf("  %d. Right point? End recovery and open for writes (starts a new timeline):\n"
+			   "       SELECT pg_wal_replay_resume();\n", n++);
 	}
 	else if (a->o.standby)
-		printf("  3. The server stays a standby, replaying archived WAL (and streaming, if\n"
-			   "     primary_conninfo is set). Promote it with pg_ctl promote when needed.\n"
-			   "  4. -\n");
+		printf("  %d. The server stays a standby, replaying archived WAL (and streaming, if\n"
+			   "     primary_conninfo is set). Promote it with pg_ctl promote when needed.\n", n++);
 	else
-		printf("  3. Check the data once the server accepts connections.\n"
-			   "  4. -\n");
-	printf("  5. Archiving: this server keeps the backup's archive_mode/archive_command.\n");
+		printf("  %d. Check the data once the server accepts connections.\n", n++);
+	printf("  %d. Archiving: this server keeps the backup's archive_mode/archive_command.\n", n++);
 	if (a->o.no_archive)
 		printf("     --no-archive set archive_mode = off: it will not archive. Turn archiving on (and\n"
 			   "     take a backup) if this server becomes the new primary.\n");
@@ -611,11 +610,11 @@ print_next_steps(const restore_args *a, const pv_restore_plan *p, const pv_resto
 			   "     right for the new primary; for a copy, set archive_mode = off BEFORE promoting\n"
 			   "     (or restore with --no-archive): otherwise later \"--timeline latest\" restores\n"
 			   "     would follow the copy's timeline.\n");
-	printf("  6. After promotion take a fresh backup (pgvault backup): recovery of the new timeline\n"
-		   "     is faster from a backup taken on it.\n"
-		   "  7. Remove the \"%s\" block from %s/postgresql.auto.conf (or ALTER SYSTEM RESET\n"
+	printf("  %d. After promotion take a fresh backup (pgvault backup): recovery of the new timeline\n"
+		   "     is faster from a backup taken on it.\n", n++);
+	printf("  %d. Remove the \"%s\" block from %s/postgresql.auto.conf (or ALTER SYSTEM RESET\n"
 		   "     restore_command and the recovery_target settings) once the server is promoted.\n",
-		   PV_RECOVERY_BLOCK_BEGIN, dir);
+		   n++, PV_RECOVERY_BLOCK_BEGIN, dir);
 	printf("  Check the files first if you like: %s/pg_verifybackup -n %s\n", bindir, dir);
 }
 

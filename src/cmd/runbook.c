@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "common/log.h"
+#include "common/lsn.h"
 #include "common/parse.h"
-#include "pg/pg.h"
 #include "repo/manifest.h"
 #include "restore/restore.h"
+#include "wal/wal.h"
 
 static const char usage_text[] =
 	"Usage: pgvault runbook [--target DIR]\n\n"
@@ -29,67 +31,41 @@ static const char usage_text[] =
 	"                    (default: next to [postgres] data_directory)\n"
 	"  -h, --help        print this help\n";
 
-/* WAL segments of one timeline, from the wal/ listing. */
-typedef struct tl_range
-{
-	uint32_t	tli;
-	char		first[32];
-	char		last[32];
-	uint64_t	count;
-	uint64_t	gaps;
-	int64_t		last_mtime;
-	uint64_t	prev;
-} tl_range;
-
-static size_t
-wal_ranges(const pv_storage_list_result *wal, tl_range *out, size_t max, bool *history)
-{
-	size_t		n = 0;
-
-	*history = false;
-	for (size_t i = 0; i < wal->count; i++)
-	{
-		const char *name = strrchr(wal->entries[i].key, '/');
-		unsigned	t;
-		unsigned	log;
-		unsigned	seg;
-		uint64_t	segno;
-		tl_range   *r;
-
-		name = name ? name + 1 : wal->entries[i].key;
-		if (strstr(name, ".history") != NULL)
-			*history = true;
-		if (strlen(name) != 24 || strspn(name, "0123456789ABCDEF") != 24 ||
-			sscanf(name, "%08X%08X%08X", &t, &log, &seg) != 3)
-			continue;
-		segno = (uint64_t) log << 32 | seg;
-		if (n == 0 || out[n - 1].tli != t)
-		{
-			if (n == max)
-				break;
-			r = &out[n++];
-			memset(r, 0, sizeof(*r));
-			r->tli = t;
-			snprintf(r->first, sizeof(r->first), "%s", name);
-		}
-		else
-		{
-			r = &out[n - 1];
-			if (segno != r->prev + 1 && seg != 0)
-				r->gaps++;
-		}
-		r->prev = segno;
-		r->count++;
-		r->last_mtime = wal->entries[i].mtime;
-		snprintf(r->last, sizeof(r->last), "%s", name);
-	}
-	return n;
-}
-
 static void
 fmt_time(int64_t t, char *buf, size_t len)
 {
 	pv_target_format_time(t * INT64_C(1000000), buf, len);
+}
+
+/* Print the WAL per timeline (from the wal/ listing) and leave the ranges in *tl. */
+static void
+wal_timelines(pv_repo *repo, const pv_storage_list_result *wal, pv_wal_scan *tl)
+{
+	pv_wal_scan_opts so = {0};
+	bool		known;
+	pv_err		err;
+
+	if (pv_wal_archive_seg_size(repo, wal, &so.seg_size, &known, &err) != 0)
+		pv_log_warning("WAL gaps are computed for %u-byte segments: %s", so.seg_size, err.msg);
+	pv_wal_scan_init(tl, &so);
+	for (size_t i = 0; i < wal->count; i++)
+		pv_wal_scan_add(tl, wal->entries[i].key, wal->entries[i].size, wal->entries[i].mtime);
+	printf("\nWAL per timeline\n");
+	if (tl->nspans == 0)
+		printf("  none archived: only --immediate restores are possible, and only if the backups' own WAL is here\n");
+	for (size_t i = 0; i < tl->nspans; i++)
+	{
+		const pv_wal_span *sp = &tl->spans[i];
+		char		first[PV_WAL_NAME_MAX];
+		char		last[PV_WAL_NAME_MAX];
+		char		t[64];
+
+		pv_wal_segno_name(sp->tli, sp->first, so.seg_size, first);
+		pv_wal_segno_name(sp->tli, sp->last, so.seg_size, last);
+		fmt_time(sp->last_mtime, t, sizeof(t));
+		printf("  timeline %u: %s .. %s (%" PRIu64 " segments%s), newest archived %s\n", sp->tli, first, last,
+			   sp->count, sp->ngaps ? ", WITH GAPS: see pgvault info" : "", t);
+	}
 }
 
 static void
@@ -210,19 +186,13 @@ print_commands(const char *pv, const char *target, const char *bindir, const cha
 int
 cmd_runbook(pv_cmd_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"target", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	const char *target = NULL;
+	static const struct option opt = {"target", required_argument, NULL, 't'};
+	const char *target;
 	pv_repo    *repo = NULL;
 	pv_backup_summary *backups = NULL;
 	size_t		nb = 0;
 	pv_storage_list_result wal = {0};
-	tl_range	tl[64];
-	size_t		ntl;
-	bool		history;
+	pv_wal_scan tl;
 	char		exe[PATH_MAX] = "pgvault";
 	char		conf[PATH_MAX];
 	char	   *pv;
@@ -234,23 +204,12 @@ cmd_runbook(pv_cmd_ctx *ctx, int argc, char **argv)
 	char		example[64] = "YYYY-MM-DD HH:MM:SS+00";
 	int			major = 15;
 	pv_err		err;
-	int			c;
 	int			rc;
 	ssize_t		n;
 
-	while ((c = pv_cmd_getopt("runbook", argc, argv, "t:h", opts)) != -1)
-	{
-		if (c == 'h')
-		{
-			fputs(usage_text, stdout);
-			return PV_EXIT_OK;
-		}
-		if (c != 't')
-			return PV_EXIT_USAGE;
-		target = optarg;
-	}
-	if (optind < argc)
-		return pv_cmd_usage_error("runbook", "unexpected argument \"%s\"", argv[optind]);
+	if ((rc = pv_cmd_simple_options("runbook", argc, argv, "t:", &opt, usage_text, &target)) != -1 ||
+		(rc = pv_cmd_no_arguments("runbook", argc, argv)) != -1)
+		return rc;
 	if ((rc = pv_cmd_open_repo(ctx, true, &repo)) != PV_EXIT_OK)
 		return rc;
 	pv_err_clear(&err);
@@ -277,21 +236,10 @@ cmd_runbook(pv_cmd_ctx *ctx, int argc, char **argv)
 		pv_repo_free(repo);
 		return pv_cmd_fail(&err);
 	}
-	ntl = wal_ranges(&wal, tl, sizeof(tl) / sizeof(tl[0]), &history);
-	printf("\nWAL per timeline\n");
-	if (ntl == 0)
-		printf("  none archived: only --immediate restores are possible, and only if the backups' own WAL is here\n");
-	for (size_t i = 0; i < ntl; i++)
+	wal_timelines(repo, &wal, &tl);
+	if (nb > 0 && tl.nspans > 0)
 	{
-		char		t[64];
-
-		fmt_time(tl[i].last_mtime, t, sizeof(t));
-		printf("  timeline %u: %s .. %s (%" PRIu64 " segments%s), newest archived %s\n", tl[i].tli, tl[i].first,
-			   tl[i].last, tl[i].count, tl[i].gaps ? ", WITH GAPS: see pgvault info" : "", t);
-	}
-	if (nb > 0 && ntl > 0)
-	{
-		int64_t		end = tl[ntl - 1].last_mtime;
+		int64_t		end = tl.spans[tl.nspans - 1].last_mtime;
 
 		fmt_time(backups[0].stop_time + 1, earliest, sizeof(earliest));
 		fmt_time(end, latest, sizeof(latest));
@@ -299,7 +247,8 @@ cmd_runbook(pv_cmd_ctx *ctx, int argc, char **argv)
 		fmt_time(end - 300 > backups[0].stop_time + 1 ? end - 300 : end, example, sizeof(example));
 	}
 	printf("\nRecovery window\n  %s .. %s (timeline %u; the end is when the newest WAL file was archived)\n",
-		   earliest, latest, ntl ? tl[ntl - 1].tli : 1);
+		   earliest, latest, tl.nspans ? tl.spans[tl.nspans - 1].tli : 1);
+	pv_wal_scan_free(&tl);
 	print_chain(repo);
 	snprintf(bindir, sizeof(bindir), "%s", ctx->cfg.pg_bindir ? ctx->cfg.pg_bindir : "");
 	if (bindir[0] == '\0')

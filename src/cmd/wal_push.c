@@ -12,11 +12,11 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cmd/cmd.h"
-#include "common/parse.h"
+#include "common/clock.h"
 #include "common/parallel.h"
+#include "common/parse.h"
 #include "wal/wal.h"
 
 typedef struct wal_push_options
@@ -42,41 +42,18 @@ static const char usage[] =
 static int
 parse_options(int argc, char **argv, wal_push_options *o)
 {
-	static const struct option opts[] = {
-		{"no-async", no_argument, NULL, 'A'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
-	int			c;
+	static const struct option opt = {"no-async", no_argument, NULL, 'A'};
+	const char *no_async;
+	int			rc;
 
 	memset(o, 0, sizeof(*o));
-	while ((c = pv_cmd_getopt("wal-push", argc, argv, "h", opts)) != -1)
-	{
-		switch (c)
-		{
-			case 'A':
-				o->no_async = true;
-				break;
-			case 'h':
-				fputs(usage, stdout);
-				return PV_EXIT_OK;
-			default:
-				return PV_EXIT_USAGE;
-		}
-	}
+	if ((rc = pv_cmd_simple_options("wal-push", argc, argv, NULL, &opt, usage, &no_async)) != -1)
+		return rc;
+	o->no_async = no_async != NULL;
 	if (argc - optind != 1)
 		return pv_cmd_usage_error("wal-push", "expected one PATH (archive_command's %%p)");
 	o->path = argv[optind];
 	return -1;
-}
-
-static double
-elapsed_ms(const struct timespec *t0)
-{
-	struct timespec t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double) (t1.tv_sec - t0->tv_sec) * 1000.0 + (double) (t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
 static void
@@ -135,7 +112,7 @@ cmd_wal_push(pv_cmd_ctx *ctx, int argc, char **argv)
 	wal_push_options o;
 	pv_wal_push_result res;
 	pv_wal_push_opts po;
-	struct timespec t0;
+	uint64_t	t0;
 	pv_repo    *repo;
 	pv_err		err;
 	char	   *spool;
@@ -145,7 +122,7 @@ cmd_wal_push(pv_cmd_ctx *ctx, int argc, char **argv)
 
 	if ((rc = parse_options(argc, argv, &o)) >= 0)
 		return rc;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = pv_mono_us();
 	pv_err_clear(&err);
 	spool = pv_wal_spool_dir(&ctx->cfg, o.path);
 	async = ctx->cfg.wal_async && !o.no_async && spool != NULL;
@@ -182,6 +159,6 @@ cmd_wal_push(pv_cmd_ctx *ctx, int argc, char **argv)
 	free(spool);
 	if (rc != 0)
 		return pv_cmd_fail(&err);
-	report(&res, o.path, elapsed_ms(&t0));
+	report(&res, o.path, (double) (pv_mono_us() - t0) / 1000.0);
 	return PV_EXIT_OK;
 }

@@ -179,3 +179,20 @@ pv_elapsed_s(const struct timespec *since)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double) (now.tv_sec - since->tv_sec) + (double) (now.tv_nsec - since->tv_nsec) / 1e9;
 }
+
+int64_t
+pv_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+pv_sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000,.tv_nsec = (long) (ms % 1000) * 1000000};
+
+	(void) nanosleep(&ts, NULL);
+}

@@ -52,4 +52,10 @@ extern uint64_t pv_mono_us(void);
 /* Seconds elapsed on the monotonic clock since *since (taken with CLOCK_MONOTONIC). */
 extern double pv_elapsed_s(const struct timespec *since);
 
+/* The real time (never PGVAULT_NOW) in microseconds since the epoch: for measurements reported as times. */
+extern int64_t pv_wall_us(void);
+
+/* Sleep ms milliseconds (a signal ends it early, so that a stop request is seen at once). */
+extern void pv_sleep_ms(unsigned ms);
+
 #endif

@@ -25,6 +25,47 @@ static unsigned long at_count;	/* 0: never */
 static atomic_ulong passed;		/* all points */
 static atomic_ulong passed_name;	/* points named at_name */
 
+/* PGVAULT_CRASH_AT: "N", "NAME" or "NAME#N" into *name ("" for N) and *count; -1 if malformed. */
+static int
+parse_at(const char *at, char *name, size_t namelen, unsigned long *count)
+{
+	const char *hash = strrchr(at, '#');
+	char	   *end;
+	size_t		n = hash != NULL ? (size_t) (hash - at) : strlen(at);
+
+	name[0] = '\0';
+	*count = 0;
+	if (at[0] >= '0' && at[0] <= '9')
+	{
+		*count = strtoul(at, &end, 10);
+		return *end == '\0' && *count > 0 ? 0 : -1;
+	}
+	if (n == 0 || n >= namelen)
+		return -1;
+	memcpy(name, at, n);
+	name[n] = '\0';
+	*count = 1;
+	if (hash != NULL)
+	{
+		*count = strtoul(hash + 1, &end, 10);
+		if (*end != '\0' || *count == 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+pv_crash_check(pv_err *err)
+{
+	const char *at = getenv("PGVAULT_CRASH_AT");
+	char		name[NAME_MAX_LEN];
+	unsigned long count;
+
+	if (at == NULL || at[0] == '\0' || parse_at(at, name, sizeof(name), &count) == 0)
+		return 0;
+	return pv_err_set(err, PV_E_USAGE, 0, "invalid PGVAULT_CRASH_AT \"%s\" (expected N, NAME or NAME#N)", at);
+}
+
 static void
 load(void)
 {
@@ -33,40 +74,9 @@ load(void)
 
 	if (trace != NULL && trace[0] != '\0')
 		trace_fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (at != NULL && at[0] != '\0')
-	{
-		const char *hash = strrchr(at, '#');
-		char	   *end;
-
-		if (at[0] >= '0' && at[0] <= '9')
-		{
-			at_count = strtoul(at, &end, 10);
-			if (*end != '\0')
-				at_count = 0;
-		}
-		else
-		{
-			size_t		n = hash != NULL ? (size_t) (hash - at) : strlen(at);
-
-			if (n < sizeof(at_name))
-			{
-				memcpy(at_name, at, n);
-				at_name[n] = '\0';
-				at_count = 1;
-				if (hash != NULL)
-				{
-					at_count = strtoul(hash + 1, &end, 10);
-					if (*end != '\0')
-						at_count = 0;
-				}
-			}
-		}
-		if (at_count == 0)
-		{
-			fprintf(stderr, "pgvault: error: invalid PGVAULT_CRASH_AT \"%s\" (expected N, NAME or NAME#N)\n", at);
-			exit(1);
-		}
-	}
+	/* a malformed spec (main.c refuses it first, with pv_crash_check) crashes nowhere */
+	if (at != NULL && at[0] != '\0' && parse_at(at, at_name, sizeof(at_name), &at_count) != 0)
+		at_count = 0;
 	enabled = trace_fd >= 0 || at_count > 0;
 }
 

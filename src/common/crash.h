@@ -21,7 +21,12 @@
 #ifndef PV_COMMON_CRASH_H
 #define PV_COMMON_CRASH_H
 
+#include "common/err.h"
+
 /* A crash point; key (may be NULL) supplies the object class. */
 extern void pv_crash_point(const char *step, const char *key);
+
+/* PV_E_USAGE naming the value when PGVAULT_CRASH_AT is set but malformed. */
+extern int	pv_crash_check(pv_err *err);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * dynlib.c - libpq, libcurl and libxml2 loaded on first use (see dynlib.h)
+ * dynlib.c - libpq, libcurl, libxml2 and libcrypto loaded on first use (see
+ * dynlib.h)
  *
- * Every function of the three libraries that pgvault calls is defined here
+ * Every function of these libraries that pgvault calls is defined here
  * with the library header's own prototype; the definition looks the real
  * function up once (dlsym on the library's handle, cached in an atomic
  * pointer) and calls it. A new call of a library function elsewhere in
@@ -23,6 +24,7 @@
 #include <libpq-fe.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <openssl/evp.h>
 
 #include "common/dynlib.h"
 #include "common/exitcode.h"
@@ -36,6 +38,7 @@ static const struct
 	[PV_DYNLIB_PQ] = {"libpq.so.5", "needed to connect to PostgreSQL", "libpq5"},
 	[PV_DYNLIB_CURL] = {"libcurl.so.4", "needed for S3 repositories and webhooks", "libcurl4"},
 	[PV_DYNLIB_XML] = {"libxml2.so.2", "needed for S3 repositories", "libxml2"},
+	[PV_DYNLIB_CRYPTO] = {"libcrypto.so.3", "needed for S3 repositories", "libssl3"},
 };
 
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -242,3 +245,15 @@ FWD(XM, xmlDocPtr, xmlReadMemory, (const char *buffer, int size, const char *URL
 FWD(XM, xmlNodePtr, xmlDocGetRootElement, (const xmlDoc *doc), (doc))
 FWDV(XM, xmlFreeDoc, (xmlDocPtr cur), (cur))
 #undef XM
+
+/* ------------------------------------------------------------ libcrypto */
+
+#define CR PV_DYNLIB_CRYPTO
+FWD(CR, EVP_MD_CTX *, EVP_MD_CTX_new, (void), ())
+FWDV(CR, EVP_MD_CTX_free, (EVP_MD_CTX *ctx), (ctx))
+FWD(CR, const EVP_MD *, EVP_md5, (void), ())
+FWD(CR, const EVP_MD *, EVP_sha256, (void), ())
+FWD(CR, int, EVP_DigestInit_ex, (EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl), (ctx, type, impl))
+FWD(CR, int, EVP_DigestUpdate, (EVP_MD_CTX *ctx, const void *d, size_t cnt), (ctx, d, cnt))
+FWD(CR, int, EVP_DigestFinal_ex, (EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s), (ctx, md, s))
+#undef CR

@@ -1,7 +1,7 @@
 /*
- * dynlib.h - libpq, libcurl and libxml2, loaded when first needed
+ * dynlib.h - libpq, libcurl, libxml2 and libcrypto, loaded when first needed
  *
- * Most pgvault runs need none of these three: wal-push and wal-fetch on a
+ * Most pgvault runs need none of these: wal-push and wal-fetch on a
  * local repository, restore, expire, info. Loading them and what they pull
  * in (Kerberos, LDAP, TLS, ICU: about 30 shared objects) took about 35 ms of
  * every start, which is most of a wal-push's latency budget and is paid
@@ -26,6 +26,7 @@ typedef enum pv_dynlib
 	PV_DYNLIB_PQ,				/* libpq.so.5 */
 	PV_DYNLIB_CURL,				/* libcurl.so.4 */
 	PV_DYNLIB_XML,				/* libxml2.so.2 */
+	PV_DYNLIB_CRYPTO,			/* libcrypto.so.3 (OpenSSL): S3's MD5 and SHA-256 */
 	PV_DYNLIB_COUNT
 } pv_dynlib;
 

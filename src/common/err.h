@@ -59,7 +59,7 @@ extern int	pv_err_hint(pv_err *err, const char *fmt,...) __attribute__((format(p
  */
 extern int	pv_err_prefix(pv_err *err, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 
-/* Exit code (DESIGN §2) for an error kind. */
+/* Exit code (common/exitcode.h, the table in pgvault(1)) for an error kind. */
 extern int	pv_err_exit_code(const pv_err *err);
 
 /* Short name of a kind, for logs and JSON ("corrupt", "notfound", ...). */

@@ -1,5 +1,5 @@
 /*
- * exitcode.h - process exit codes (DESIGN §2, documented in pgvault(1))
+ * exitcode.h - process exit codes (the table in docs/pgvault.1, EXIT STATUS)
  */
 #ifndef PV_COMMON_EXITCODE_H
 #define PV_COMMON_EXITCODE_H

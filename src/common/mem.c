@@ -11,11 +11,30 @@
 
 #include "common/mem.h"
 
+void
+pv_out_of_memory(const char *what)
+{
+	fprintf(stderr, "pgvault: error: out of memory (%s)\n", what);
+	exit(1);
+}
+
 static void
 out_of_memory(size_t size)
 {
-	fprintf(stderr, "pgvault: error: out of memory (allocating %zu bytes)\n", size);
-	exit(1);
+	char		what[64];
+
+	snprintf(what, sizeof(what), "allocating %zu bytes", size);
+	pv_out_of_memory(what);
+}
+
+void *
+pv_secure_malloc(size_t size)
+{
+	void	   *p = sodium_malloc(size);
+
+	if (p == NULL)
+		out_of_memory(size);
+	return p;
 }
 
 void *
@@ -78,13 +97,22 @@ pv_strndup(const char *s, size_t n)
 char *
 pv_asprintf(const char *fmt,...)
 {
-	pv_buf		b;
 	va_list		ap;
+	char	   *s;
+
+	va_start(ap, fmt);
+	s = pv_vasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+char *
+pv_vasprintf(const char *fmt, va_list ap)
+{
+	pv_buf		b;
 
 	pv_buf_init(&b);
-	va_start(ap, fmt);
 	pv_buf_vprintf(&b, fmt, ap);
-	va_end(ap);
 	return (char *) pv_buf_steal(&b, NULL);
 }
 

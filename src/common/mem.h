@@ -12,6 +12,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The one way out when memory runs out: "pgvault: error: out of memory
+ * (what)" on stderr, then exit(1). pv_malloc and friends use it; so does
+ * every caller of an allocator pgvault does not wrap (zstd contexts,
+ * libcurl lists) when that allocator returns NULL.
+ */
+extern void pv_out_of_memory(const char *what) __attribute__((noreturn));
+
+/*
+ * sodium_malloc (guard pages, kept out of swap) for keys and secrets;
+ * never NULL. Free with sodium_free.
+ */
+extern void *pv_secure_malloc(size_t size);
+
 extern void *pv_malloc(size_t size);
 /* align: a power of two, a multiple of sizeof(void *) (posix_memalign) */
 extern void *pv_malloc_aligned(size_t align, size_t size);
@@ -21,6 +35,7 @@ extern char *pv_strdup(const char *s);
 extern char *pv_strndup(const char *s, size_t n);
 /* Returns a newly allocated formatted string. */
 extern char *pv_asprintf(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+extern char *pv_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* A growable buffer; data is always NUL-terminated for convenience. */
 typedef struct pv_buf

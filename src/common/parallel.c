@@ -88,7 +88,7 @@ pv_parallel(int threads, size_t n, pv_item_fn fn, void *arg, pv_err *err)
 	{
 		workers[t].st = &st;
 		workers[t].id = t;
-		if (pthread_create(&workers[t].thread, NULL, par_main, &workers[t]) != 0)
+		if (pv_thread_start(&workers[t].thread, par_main, &workers[t], "a worker", err) != 0)
 			break;				/* fewer threads: the others do the work */
 		started = t;
 	}
@@ -115,3 +115,13 @@ pv_ncpu(int max)
 	return n > max ? max : (int) n;
 }
 
+
+int
+pv_thread_start(pthread_t *t, void *(*fn) (void *), void *arg, const char *what, pv_err *err)
+{
+	int			e = pthread_create(t, NULL, fn, arg);
+
+	if (e != 0)
+		return pv_err_set(err, PV_E_FAIL, e, "could not start a thread for %s", what);
+	return 0;
+}

@@ -4,6 +4,7 @@
 #ifndef PV_COMMON_PARALLEL_H
 #define PV_COMMON_PARALLEL_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -21,5 +22,12 @@ extern int	pv_parallel(int threads, size_t n, pv_item_fn fn, void *arg, pv_err *
 
 /* Number of online CPUs, at least 1, at most max. */
 extern int	pv_ncpu(int max);
+
+/*
+ * pthread_create(t, fn, arg), checked: -1 with a pv_err naming what the
+ * thread was for ("a restore writer") when the system refuses a thread.
+ * Every thread pgvault starts goes through here.
+ */
+extern int	pv_thread_start(pthread_t *t, void *(*fn) (void *), void *arg, const char *what, pv_err *err);
 
 #endif

@@ -148,21 +148,31 @@ extern void pv_config_free(pv_config *cfg);
 extern void pv_config_dump(const pv_config *cfg, FILE *out);
 
 /*
- * The repository secret. Exactly one source: [repo] keyfile (a 32-byte key
+ * Secrets (secret.c, the only code that reads them from files). The
+ * repository secret has exactly one source: [repo] keyfile (a 32-byte key
  * file), passphrase_file, passphrase_command or PGVAULT_PASSPHRASE. Files
  * must not be group/world readable. The caller wipes the secret with
  * pv_secret_free as soon as it is used.
+ *
+ * How a file's content becomes the secret, by kind:
+ *   PV_SECRET_KEYFILE     all of it, exactly 32 bytes
+ *   PV_SECRET_PASSPHRASE  its first line (up to '\n', a '\r' before it
+ *                         dropped); every other byte counts
+ *   PV_SECRET_S3_KEY      [repo] s3_secret_key_file: its first line, blanks
+ *                         at its end dropped (an S3 secret key has none)
+ * None may be empty.
  */
 typedef enum pv_secret_kind
 {
 	PV_SECRET_PASSPHRASE = 1,
-	PV_SECRET_KEYFILE
+	PV_SECRET_KEYFILE,
+	PV_SECRET_S3_KEY			/* never a repository secret */
 } pv_secret_kind;
 
 typedef struct pv_secret
 {
 	pv_secret_kind kind;
-	unsigned char *data;		/* sodium_malloc'd */
+	unsigned char *data;		/* sodium_malloc'd; text kinds NUL-terminated */
 	size_t		len;
 	char		source[256];	/* "passphrase_file /etc/...", for messages */
 } pv_secret;

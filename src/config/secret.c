@@ -1,5 +1,6 @@
 /*
- * secret.c - the repository secret: passphrase or key file
+ * secret.c - secrets from files, commands and the environment: the
+ * repository's passphrase or key file, and the S3 secret key file
  *
  * Secrets live only in sodium_malloc'd memory (guarded, locked where the
  * system allows, never swapped), are never taken from argv, and are wiped by
@@ -27,12 +28,7 @@ static void
 secret_alloc(pv_secret *s, pv_secret_kind kind)
 {
 	s->kind = kind;
-	s->data = sodium_malloc(SECRET_MAX + 1);
-	if (s->data == NULL)
-	{
-		fprintf(stderr, "pgvault: error: out of memory for secret\n");
-		exit(1);
-	}
+	s->data = pv_secure_malloc(SECRET_MAX + 1);
 	s->len = 0;
 	s->source[0] = '\0';
 }
@@ -82,10 +78,24 @@ finish_passphrase(pv_secret *s, const char *what, pv_err *err)
 	return 0;
 }
 
+/* S3 secret keys: the first line, without blanks at its end. */
+static int
+finish_s3_key(pv_secret *s, const char *what, pv_err *err)
+{
+	if (finish_passphrase(s, what, err) != 0)
+		return -1;
+	while (s->len > 0 && (s->data[s->len - 1] == ' ' || s->data[s->len - 1] == '\t' || s->data[s->len - 1] == '\r'))
+		s->data[--s->len] = '\0';
+	if (s->len == 0)
+		return pv_err_set(err, PV_E_USAGE, 0, "%s is empty", what);
+	return 0;
+}
+
 int
 pv_secret_from_file(const char *path, pv_secret_kind kind, pv_secret *s, pv_err *err)
 {
-	const char *what = kind == PV_SECRET_KEYFILE ? "keyfile" : "passphrase_file";
+	const char *what = kind == PV_SECRET_KEYFILE ? "keyfile" :
+		kind == PV_SECRET_S3_KEY ? "s3_secret_key_file" : "passphrase_file";
 	int			fd;
 	int			rc;
 
@@ -105,6 +115,8 @@ pv_secret_from_file(const char *path, pv_secret_kind kind, pv_secret *s, pv_err 
 							path, KEYFILE_LEN, s->len);
 		else if (kind == PV_SECRET_PASSPHRASE)
 			rc = finish_passphrase(s, s->source, err);
+		else if (kind == PV_SECRET_S3_KEY)
+			rc = finish_s3_key(s, s->source, err);
 	}
 	if (rc != 0)
 		pv_secret_free(s);

@@ -21,13 +21,8 @@
 static pv_keys *
 keys_alloc(void)
 {
-	pv_keys    *k = sodium_malloc(sizeof(pv_keys));
+	pv_keys    *k = pv_secure_malloc(sizeof(pv_keys));
 
-	if (k == NULL)
-	{
-		fprintf(stderr, "pgvault: error: out of memory for keys\n");
-		exit(1);
-	}
 	sodium_memzero(k, sizeof(*k));
 	return k;
 }

@@ -447,29 +447,18 @@ pv_stream_unseal_new(pv_stream *next, const pv_keys *keys, pv_object_type type, 
 	return &r->base;
 }
 
-static int
-run_buffer(pv_stream *chain, const void *in, size_t len, pv_err *err)
-{
-	int			rc = 0;
-
-	if (pv_stream_write(chain, in, len, err) != 0 || pv_stream_finish(chain, err) != 0)
-		rc = -1;
-	pv_stream_free(chain);
-	return rc;
-}
-
 int
 pv_seal_buffer(const pv_keys *keys, pv_object_type type, const char *name,
 			   const void *plain, size_t len, pv_buf *out, pv_err *err)
 {
-	return run_buffer(pv_stream_seal_new(pv_stream_buffer_new(out), keys, type, name), plain, len, err);
+	return pv_stream_put_all(pv_stream_seal_new(pv_stream_buffer_new(out), keys, type, name), plain, len, err);
 }
 
 int
 pv_unseal_buffer(const pv_keys *keys, pv_object_type type, const char *name,
 				 const void *sealed, size_t len, pv_buf *out, pv_err *err)
 {
-	return run_buffer(pv_stream_unseal_new(pv_stream_buffer_new(out), keys, type, name), sealed, len, err);
+	return pv_stream_put_all(pv_stream_unseal_new(pv_stream_buffer_new(out), keys, type, name), sealed, len, err);
 }
 
 /* ------------------------------------------------------------------ chunks */
@@ -518,10 +507,7 @@ thread_zstd(void)
 		z->c = ZSTD_createCCtx();
 		z->d = ZSTD_createDCtx();
 		if (z->c == NULL || z->d == NULL)
-		{
-			fprintf(stderr, "pgvault: error: out of memory for zstd\n");
-			exit(1);
-		}
+			pv_out_of_memory("zstd contexts");
 		pthread_setspecific(zstd_key, z);
 	}
 	return z;

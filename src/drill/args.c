@@ -35,14 +35,13 @@ void
 pv_argv_addf(pv_argv *a, const char *fmt,...)
 {
 	va_list		ap;
-	pv_buf		b;
+	char	   *s;
 
-	pv_buf_init(&b);
 	va_start(ap, fmt);
-	pv_buf_vprintf(&b, fmt, ap);
+	s = pv_vasprintf(fmt, ap);
 	va_end(ap);
-	pv_argv_add(a, b.len ? (const char *) b.data : "");
-	pv_buf_free(&b);
+	pv_argv_add(a, s);
+	free(s);
 }
 
 void

@@ -1,6 +1,6 @@
 /*
  * drill.h - prove a backup: restore it into a private scratch directory,
- * start it in a sandbox, check it, measure RTO and RPO (DESIGN §7, docs/drill.md)
+ * start it in a sandbox, check it, measure RTO and RPO (docs/drill.md)
  *
  * A drill:
  *   1. creates a fresh scratch directory (mode 0700) under [drill] workdir;

@@ -14,16 +14,16 @@
 
 #include "common/err.h"
 #include "common/mem.h"
+#include "config/conf.h"
+#include "drill/drill.h"
+#include "repo/manifest.h"
 #include "repo/repo.h"
+#include "restore/restore.h"
 
 /* The socket is private to the scratch directory: the port only names it. */
 #define PV_DRILL_PORT 5432
 /* sun_path holds 108 bytes with the terminating NUL */
 #define PV_DRILL_SOCKET_PATH_MAX 107
-
-/* Monotonic clock in milliseconds; wall clock in unix microseconds. */
-extern uint64_t pv_drill_now_ms(void);
-extern int64_t pv_drill_wall_us(void);
 
 /* ------------------------------------------------------------ processes (proc.c) */
 
@@ -292,5 +292,68 @@ extern void pv_walfeed_free(pv_walfeed *f);
 
 /* The restore_command script for a spool directory (allocated; exposed for tests). */
 extern char *pv_walfeed_script(const char *dir);
+
+/* ------------------------------------------------------------ one drill (ctx.c, setup.c, recovery.c, checks.c) */
+
+typedef struct pv_drill_ctx
+{
+	pv_repo    *repo;
+	const pv_config *cfg;
+	const pv_drill_opts *opts;
+	json_t	   *report;
+	uint64_t	t0;				/* monotonic ms at the start */
+	uint64_t	deadline;
+	int64_t		started_us;
+	char		id[PV_DRILL_ID_MAX + 1];
+	pv_manifest *m;
+	pv_restore_plan *plan;
+	bool		has_target;
+	int64_t		target_us;
+	pv_drill_ident ident;
+	char	   *bindir;
+	char	   *bwrap;			/* NULL: the local runtime */
+	char	   *scratch;
+	char	   *datadir;
+	char	   *sockdir;
+	char	   *logdir;
+	char	   *waldir;
+	pv_argv		env;			/* environment of the server and the PostgreSQL tools */
+	pv_drill_guard guard;
+	pv_drill_instance inst;
+	pv_walfeed *feed;
+	char	   *reason;			/* the first failure */
+	uint64_t	ready_ms;		/* monotonic ms when ready, 0 before */
+} pv_drill_ctx;
+
+/* Has the drill been asked to stop (SIGINT/SIGTERM)? */
+extern bool pv_drill_stopped(const pv_drill_ctx *d);
+/* Record the first failure: it becomes the report's reason. */
+extern void pv_drill_fail(pv_drill_ctx *d, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+/* "<logdir>/<name>" (allocated). */
+extern char *pv_drill_logpath(const pv_drill_ctx *d, const char *name);
+/* "pgvault: error: x" -> "x" */
+extern const char *pv_drill_strip_prefix(const char *line);
+
+/*
+ * Start a tool (argv) in the scratch directory, its output appended to
+ * log, with envp (NULL: ours); as ident in a session of its own when ident
+ * is not NULL (pv_drill_spawn_child).
+ */
+extern int	pv_drill_start_tool(const pv_drill_ctx *d, char *const *argv, char *const *envp,
+								const pv_drill_ident *ident, const char *log, pid_t *pid, pv_err *err);
+
+/* setup.c: each fills its part of d; -1 with err when the drill cannot start. */
+extern int	pv_drill_choose_backup(pv_drill_ctx *d, pv_err *err);
+extern int	pv_drill_find_binaries(pv_drill_ctx *d, pv_err *err);
+/* The environment of everything the drill starts except the restore: no secrets. */
+extern void pv_drill_build_env(pv_drill_ctx *d);
+extern int	pv_drill_make_scratch(pv_drill_ctx *d, pv_err *err);
+extern int	pv_drill_choose_runtime(pv_drill_ctx *d, pv_err *err);
+
+/* The phases (recovery.c, checks.c): true when it passed; a failure is recorded in d and the report. */
+extern bool pv_drill_phase_restore(pv_drill_ctx *d);
+extern bool pv_drill_phase_verifybackup(pv_drill_ctx *d);
+extern bool pv_drill_phase_recovery(pv_drill_ctx *d);
+extern void pv_drill_phase_checks(pv_drill_ctx *d);
 
 #endif

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "drill/drill_int.h"
@@ -114,14 +115,6 @@ pv_drill_instance_connect(const pv_drill_instance *in, const char *db, pv_err *e
 	return c;
 }
 
-static void
-sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000,.tv_nsec = (long) (ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 typedef enum try_result
 {
 	TRY_READY,
@@ -197,7 +190,7 @@ pv_drill_instance_wait_ready(pv_drill_instance *in, const char *const *users, ui
 	{
 		int			status;
 		pid_t		r = waitpid(in->pid, &status, WNOHANG);
-		uint64_t	now = pv_drill_now_ms();
+		uint64_t	now = pv_mono_ms();
 
 		if (r == in->pid)
 			return server_exited(in, status, err);
@@ -240,7 +233,7 @@ pv_drill_instance_wait_ready(pv_drill_instance *in, const char *const *users, ui
 				return pv_err_hint(err, "the drill connects as \"postgres\" or as the user in [postgres] conninfo; make one of them a role of the cluster");
 			}
 		}
-		sleep_ms(50);
+		pv_sleep_ms(50);
 	}
 }
 
@@ -334,7 +327,7 @@ pv_drill_query(PGconn *conn, const char *sql, uint64_t deadline_ms, volatile sig
 			PQclear(last);
 			last = r;
 		}
-		if (!cancelled && ((stop != NULL && *stop) || (deadline_ms != 0 && pv_drill_now_ms() >= deadline_ms)))
+		if (!cancelled && ((stop != NULL && *stop) || (deadline_ms != 0 && pv_mono_ms() >= deadline_ms)))
 		{
 			cancel(conn);
 			cancelled = true;

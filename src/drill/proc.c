@@ -22,36 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "drill/drill_int.h"
 
 extern char **environ;
-
-uint64_t
-pv_drill_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-int64_t
-pv_drill_wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void
-sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000,.tv_nsec = (long) (ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
 
 /* ------------------------------------------------------------ identity */
 
@@ -207,17 +182,17 @@ pv_drill_status_text(int status, char *buf, size_t len)
 void
 pv_drill_kill_child(pid_t pid, int sig, uint64_t grace_ms)
 {
-	uint64_t	until = pv_drill_now_ms() + grace_ms;
+	uint64_t	until = pv_mono_ms() + grace_ms;
 	int			st;
 
 	kill(pid, sig);
-	while (pv_drill_now_ms() < until)
+	while (pv_mono_ms() < until)
 	{
 		pid_t		r = waitpid(pid, &st, WNOHANG);
 
 		if (r == pid || (r < 0 && errno == ECHILD))
 			return;
-		sleep_ms(20);
+		pv_sleep_ms(20);
 	}
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -244,14 +219,14 @@ pv_drill_wait_child(pid_t pid, uint64_t deadline_ms, volatile sig_atomic_t *stop
 			pv_drill_kill_child(pid, SIGTERM, 5000);
 			return PV_DRILL_STOPPED;
 		}
-		if (deadline_ms != 0 && pv_drill_now_ms() >= deadline_ms)
+		if (deadline_ms != 0 && pv_mono_ms() >= deadline_ms)
 		{
 			pv_drill_kill_child(pid, SIGTERM, 5000);
 			return PV_DRILL_TIMEOUT;
 		}
 		if (tick != NULL)
 			tick(arg);
-		sleep_ms(50);
+		pv_sleep_ms(50);
 	}
 }
 
@@ -340,11 +315,11 @@ pv_drill_kill_under(const char *dir, int sig, uint64_t wait_ms)
 		n = pv_drill_procs_under(dir, pids, 256);
 		for (size_t i = 0; i < n && i < 256; i++)
 			kill(pids[i], round == 0 ? sig : SIGKILL);
-		until = pv_drill_now_ms() + (round == 0 ? wait_ms : 5000);
-		while (n > 0 && pv_drill_now_ms() < until)
+		until = pv_mono_ms() + (round == 0 ? wait_ms : 5000);
+		while (n > 0 && pv_mono_ms() < until)
 		{
 			/* a zombie has no working directory: it no longer counts */
-			sleep_ms(50);
+			pv_sleep_ms(50);
 			n = pv_drill_procs_under(dir, pids, 256);
 		}
 		if (n == 0)

@@ -29,6 +29,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "drill/drill_int.h"
 #include "restore/restore.h"
 #include "wal/wal.h"
@@ -312,10 +313,10 @@ pv_walfeed_start(pv_walfeed *f, pv_err *err)
 	f->threads = pv_calloc((size_t) f->jobs, sizeof(pthread_t));
 	for (int i = 0; i < f->jobs; i++)
 	{
-		if (pthread_create(&f->threads[i], NULL, worker, f) != 0)
+		if (pv_thread_start(&f->threads[i], worker, f, "fetching WAL", err) != 0)
 		{
 			pv_walfeed_stop(f);
-			return pv_err_set(err, PV_E_FAIL, 0, "could not start a WAL fetching thread");
+			return -1;
 		}
 		f->nthreads++;
 	}

@@ -1,5 +1,5 @@
 /*
- * conn.c - libpq connections, IDENTIFY_SYSTEM, LSNs and WAL file names
+ * conn.c - libpq connections and IDENTIFY_SYSTEM
  *
  * Everything the server sends back (result shapes, values) is checked before
  * use: a result with an unexpected number of rows or columns, or a value that
@@ -8,12 +8,12 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/dynlib.h"
+#include "common/lsn.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "pg/pg.h"
@@ -353,65 +353,4 @@ pv_pg_identify_system(PGconn *conn, pv_pg_system *sys, pv_err *err)
 		return pv_err_hint(err, "set wal_level = replica in postgresql.conf and restart the server");
 	}
 	return 0;
-}
-
-/* Up to 8 hex digits into *out; returns the number of characters consumed, 0 if none. */
-static size_t
-parse_hex32(const char *s, uint32_t *out)
-{
-	uint32_t	v = 0;
-	size_t		i;
-
-	for (i = 0; i < 8 && isxdigit((unsigned char) s[i]); i++)
-	{
-		char		c = s[i];
-		uint32_t	d = (c >= '0' && c <= '9') ? (uint32_t) (c - '0') :
-			(uint32_t) (tolower((unsigned char) c) - 'a' + 10);
-
-		v = (v << 4) | d;
-	}
-	if (isxdigit((unsigned char) s[i]))
-		return 0;				/* more than 8 digits */
-	*out = v;
-	return i;
-}
-
-int
-pv_lsn_parse(const char *s, uint64_t *lsn)
-{
-	uint32_t	hi;
-	uint32_t	lo;
-	size_t		n;
-
-	if (s == NULL || (n = parse_hex32(s, &hi)) == 0 || s[n] != '/')
-		return -1;
-	s += n + 1;
-	if ((n = parse_hex32(s, &lo)) == 0 || s[n] != '\0')
-		return -1;
-	*lsn = ((uint64_t) hi << 32) | lo;
-	return 0;
-}
-
-void
-pv_lsn_format(uint64_t lsn, char *buf, size_t len)
-{
-	snprintf(buf, len, "%" PRIX32 "/%" PRIX32, (uint32_t) (lsn >> 32), (uint32_t) lsn);
-}
-
-void
-pv_wal_segment_name(uint32_t tli, uint64_t lsn, uint32_t seg_size, char *buf, size_t len)
-{
-	uint64_t	segno;
-	uint64_t	per_id;
-
-	if (seg_size == 0 || (seg_size & (seg_size - 1)) != 0)
-	{
-		if (len > 0)
-			buf[0] = '\0';		/* not a valid segment size: no name */
-		return;
-	}
-	segno = lsn / seg_size;
-	per_id = UINT64_C(0x100000000) / seg_size;
-	snprintf(buf, len, "%08" PRIX32 "%08" PRIX32 "%08" PRIX32,
-			 tli, (uint32_t) (segno / per_id), (uint32_t) (segno % per_id));
 }

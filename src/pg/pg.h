@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 
 #include "common/err.h"
+#include "common/lsn.h"		/* positions the protocol reports */
 #include "stream/stream.h"
 
 /*
@@ -40,13 +41,6 @@ typedef struct pv_pg_system
 
 /* IDENTIFY_SYSTEM + SHOW wal_segment_size / wal_level on a replication connection. */
 extern int	pv_pg_identify_system(PGconn *conn, pv_pg_system *sys, pv_err *err);
-
-/* "0/3000028" <-> 64-bit LSN */
-extern int	pv_lsn_parse(const char *s, uint64_t *lsn);
-extern void pv_lsn_format(uint64_t lsn, char *buf, size_t len);	/* >= 20 bytes */
-
-/* WAL segment file name of the segment holding lsn (buf >= 25 bytes). */
-extern void pv_wal_segment_name(uint32_t tli, uint64_t lsn, uint32_t seg_size, char *buf, size_t len);
 
 typedef struct pv_bb_tablespace
 {

@@ -8,8 +8,8 @@
 
 #include <jansson.h>
 
+#include "common/lsn.h"
 #include "common/parse.h"
-#include "pg/pg.h"
 #include "repo/manifest.h"
 
 #define MANIFEST_MAX (1u << 30)

@@ -436,17 +436,7 @@ need_keys(pv_repo *r, pv_err *err)
 int
 pv_repo_put_sealed(pv_repo *r, const char *key, pv_object_type type, const void *data, size_t len, pv_err *err)
 {
-	pv_stream  *w = pv_repo_open_sealed_write(r, key, type, len, err);
-
-	if (w == NULL)
-		return -1;
-	if (pv_stream_write(w, data, len, err) != 0 || pv_stream_finish(w, err) != 0)
-	{
-		pv_stream_free(w);
-		return -1;
-	}
-	pv_stream_free(w);
-	return 0;
+	return pv_stream_put_all(pv_repo_open_sealed_write(r, key, type, len, err), data, len, err);
 }
 
 pv_stream *

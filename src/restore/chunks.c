@@ -41,12 +41,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
+#include "common/clock.h"
 #include "common/crash.h"
+#include "common/fsutil.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "common/parse.h"
 #include "restore/restore_int.h"
 
@@ -111,26 +115,6 @@ start_writeback(int fd, uint64_t off, size_t len)
 	(void) off;
 	(void) len;
 #endif
-}
-
-/* Read up to len bytes at off; *got is how many (less at the end of the file). */
-static int
-pread_all(int fd, uint8_t *buf, size_t len, uint64_t off, size_t *got, const char *path, pv_err *err)
-{
-	*got = 0;
-	while (*got < len)
-	{
-		ssize_t		n = pread(fd, buf + *got, len - *got, (off_t) (off + *got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pv_err_set(err, PV_E_FAIL, errno, "could not read file \"%s\"", path);
-		if (n == 0)
-			break;
-		*got += (size_t) n;
-	}
-	return 0;
 }
 
 static size_t
@@ -245,7 +229,7 @@ put_chunk(wctx *c, wfile *wf, size_t chunk, uint8_t *data, size_t len, bool alig
 			return 0;
 		}
 	}
-	if (pv_restore_pwrite_all(wf->fd, data, len, off, path, err) != 0)
+	if (pv_pwrite_all(wf->fd, data, len, off, path, err) != 0)
 		return -1;
 	start_writeback(wf->fd, off, len);
 	c->bytes_done += len;
@@ -351,7 +335,7 @@ do_delta(wctx *c, wjob *job, uint8_t *buf, pv_buf *plain, const char *path, pv_e
 		uint8_t		have[32];
 		size_t		got;
 
-		if (pread_all(job->wf->fd, buf, len, (uint64_t) it->chunk * c->chunk_size, &got, path, err) != 0)
+		if (pv_pread_upto(job->wf->fd, buf, len, (uint64_t) it->chunk * c->chunk_size, &got, path, err) != 0)
 			return -1;
 		if (got == len)
 		{
@@ -432,10 +416,10 @@ progress(wctx *c, bool force)
 	double		secs;
 	uint64_t	d;
 
-	if (!c->opts->progress || (!force && pv_restore_elapsed_s(&c->last_progress) < 0.25))
+	if (!c->opts->progress || (!force && pv_mono_us() - c->last_progress_us < 250000))
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &c->last_progress);
-	secs = pv_restore_elapsed_s(&c->started);
+	c->last_progress_us = pv_mono_us();
+	secs = (double) (c->last_progress_us - c->started_us) / 1e6;
 	d = c->bytes_done;
 	pv_format_size(d, done, sizeof(done));
 	pv_format_size(c->plan->bytes, total, sizeof(total));
@@ -683,6 +667,33 @@ produce(wctx *c, wfile *wfiles, pv_err *err)
 	return rc;
 }
 
+/*
+ * Start the workers and the writers, one of each at a time. When the system
+ * refuses a thread, the restore goes on with those already running (a
+ * warning says so); only with none of either kind does it fail.
+ */
+static int
+start_threads(wctx *c, int *nworkers, int *nwriters, pv_err *err)
+{
+	c->threads = pv_calloc((size_t) c->nthreads, sizeof(pthread_t));
+	c->writers = pv_calloc((size_t) c->nthreads, sizeof(pthread_t));
+	for (int i = 0; i < c->nthreads; i++)
+	{
+		if (pv_thread_start(&c->threads[*nworkers], worker_main, c, "a restore worker", err) != 0)
+			break;
+		(*nworkers)++;
+		if (pv_thread_start(&c->writers[*nwriters], writer_main, c, "a restore writer", err) != 0)
+			break;
+		(*nwriters)++;
+	}
+	if (*nworkers == 0 || *nwriters == 0)
+		return -1;
+	if (*nwriters < c->nthreads)
+		pv_log_warning("%s: restoring with %d workers and %d writers", err->msg, *nworkers, *nwriters);
+	pv_err_clear(err);
+	return 0;
+}
+
 int
 pv_restore_write_files(wctx *c, pv_err *err)
 {
@@ -692,6 +703,8 @@ pv_restore_write_files(wctx *c, pv_err *err)
 	size_t		nbufs;
 	wbuf	   *bufs;
 	wfile	   *wfiles;
+	int			nworkers = 0;
+	int			nwriters = 0;
 	int			rc;
 
 	for (size_t i = 0; i < m->nfiles; i++)
@@ -713,21 +726,16 @@ pv_restore_write_files(wctx *c, pv_err *err)
 		bufs[i].data = bufs[i].base + DIRECT_ALIGN;
 		(void) pv_queue_push(&c->free, &bufs[i]);
 	}
-	c->threads = pv_calloc((size_t) c->nthreads, sizeof(pthread_t));
-	c->writers = pv_calloc((size_t) c->nthreads, sizeof(pthread_t));
-	for (int i = 0; i < c->nthreads; i++)
-	{
-		pthread_create(&c->threads[i], NULL, worker_main, c);
-		pthread_create(&c->writers[i], NULL, writer_main, c);
-	}
-	rc = produce(c, wfiles, err);
+	rc = start_threads(c, &nworkers, &nwriters, err);
+	if (rc == 0)
+		rc = produce(c, wfiles, err);
 	if (rc != 0)
 		set_failed(c, err);
 	pv_queue_close(&c->q);
-	for (int i = 0; i < c->nthreads; i++)
+	for (int i = 0; i < nworkers; i++)
 		pthread_join(c->threads[i], NULL);
 	pv_queue_close(&c->wq);
-	for (int i = 0; i < c->nthreads; i++)
+	for (int i = 0; i < nwriters; i++)
 		pthread_join(c->writers[i], NULL);
 	for (size_t i = 0; i < nbufs; i++)
 	{

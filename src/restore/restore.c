@@ -12,10 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "backup/backup.h"
 #include "common/log.h"
+#include "common/lsn.h"
 #include "common/parse.h"
-#include "pg/pg.h"
 #include "repo/pack.h"
 #include "restore/restore_int.h"
 #include "wal/wal.h"
@@ -119,17 +118,14 @@ get_history(pv_repo *repo, uint32_t tli, pv_buf *b, pv_err *err)
 {
 	pv_wal_name n;
 	pv_wal_objhdr hdr;
-	char		name[32];
 	pv_err		e;
 
-	snprintf(name, sizeof(name), "%08X.history", tli);
-	if (pv_wal_name_parse(name, &n, err) != 0)
-		return -1;
+	pv_wal_name_history(tli, &n);
 	pv_buf_reset(b);
 	if (pv_wal_read(repo, &n, pv_stream_buffer_new(b), &hdr, &e) == 0)
 	{
 		if (b->len > HISTORY_MAX)
-			return pv_err_set(err, PV_E_CORRUPT, 0, "history file %s is larger than %u bytes", name, HISTORY_MAX);
+			return pv_err_set(err, PV_E_CORRUPT, 0, "history file %s is larger than %u bytes", n.name, HISTORY_MAX);
 		return 0;
 	}
 	if (e.kind == PV_E_NOTFOUND)
@@ -175,13 +171,13 @@ plan_timeline(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *plan,
 		rc = pv_tli_history_parse(tli, (const char *) b.data, b.len, &plan->hist, err);
 	else if (rc == 1)
 	{
-		char		name[32];
+		pv_wal_name n;
 
-		snprintf(name, sizeof(name), "%08X.history", tli);
+		pv_wal_name_history(tli, &n);
 		plan->reachable = false;
-		pv_err_set(&plan->problem, PV_E_PRECOND, 0, "timeline %u has no history file (%s) in the repository", tli, name);
-		pv_err_hint(&plan->problem, "recovery to timeline %u needs %s; check the timelines with \"pgvault info\"", tli, name);
-		snprintf(plan->wal_missing, sizeof(plan->wal_missing), "%s", name);
+		pv_err_set(&plan->problem, PV_E_PRECOND, 0, "timeline %u has no history file (%s) in the repository", tli, n.name);
+		pv_err_hint(&plan->problem, "recovery to timeline %u needs %s; check the timelines with \"pgvault info\"", tli, n.name);
+		snprintf(plan->wal_missing, sizeof(plan->wal_missing), "%s", n.name);
 		rc = 1;
 	}
 out:
@@ -191,100 +187,13 @@ out:
 
 /* ------------------------------------------------------------ WAL */
 
-static bool
-parse_segment(const char *name, uint32_t seg_size, uint32_t *tli, uint64_t *segno)
-{
-	unsigned	t;
-	unsigned	log;
-	unsigned	seg;
-	uint64_t	per_id = UINT64_C(0x100000000) / seg_size;
-
-	if (strlen(name) != 24 || strspn(name, "0123456789ABCDEF") != 24 ||
-		sscanf(name, "%08X%08X%08X", &t, &log, &seg) != 3 || seg >= per_id)
-		return false;
-	*tli = t;
-	*segno = (uint64_t) log * per_id + seg;
-	return true;
-}
-
-typedef struct range_scan
-{
-	uint64_t	next;			/* first segment not yet seen */
-	uint64_t	count;
-	uint64_t	bytes;
-	int64_t		last_mtime;
-	char		last_name[32];
-	bool		gap;			/* a segment is missing before a present one */
-} range_scan;
-
-/* Scan the repository's listing of timeline r->tli from segment r->first. */
-static int
-scan_range(pv_repo *repo, const pv_wal_range *r, uint32_t seg_size, range_scan *sc, pv_err *err)
-{
-	char		prefix[32];
-	char	   *after;
-	uint64_t	per_id = UINT64_C(0x100000000) / seg_size;
-	bool		done = false;
-
-	memset(sc, 0, sizeof(*sc));
-	sc->next = r->first;
-	snprintf(prefix, sizeof(prefix), "wal/%08X", r->tli);
-	after = pv_asprintf("wal/%08X%08X", r->tli, (unsigned) (r->first / per_id));
-	while (!done)
-	{
-		pv_storage_page page;
-
-		if (pv_storage_list(repo->storage, prefix, after, 1000, &page, err) != 0)
-		{
-			free(after);
-			return -1;
-		}
-		for (size_t i = 0; i < page.count && !done; i++)
-		{
-			const char *key = page.entries[i].key;
-			const char *name = strrchr(key, '/') + 1;
-			char		expect[128];
-			uint32_t	tli;
-			uint64_t	segno;
-
-			if (!parse_segment(name, seg_size, &tli, &segno) || tli != r->tli)
-				continue;
-			pv_wal_key(name, expect, sizeof(expect));
-			if (strcmp(expect, key) != 0 || segno < sc->next)
-				continue;
-			if (segno > r->last)
-				done = true;
-			else if (segno > sc->next)
-			{
-				sc->gap = true;
-				done = true;
-			}
-			else
-			{
-				sc->next++;
-				sc->count++;
-				sc->bytes += page.entries[i].size;
-				sc->last_mtime = page.entries[i].mtime;
-				snprintf(sc->last_name, sizeof(sc->last_name), "%s", name);
-			}
-		}
-		free(after);
-		after = page.count > 0 ? pv_strdup(page.entries[page.count - 1].key) : NULL;
-		if (!page.truncated || after == NULL)
-			done = true;
-		pv_storage_page_free(&page);
-	}
-	free(after);
-	return 0;
-}
-
 static void
 wal_missing(pv_restore_plan *plan, uint32_t tli, uint64_t segno, uint32_t seg_size, const char *why)
 {
-	char		name[32];
-	char		lsn[32];
+	char		name[PV_WAL_NAME_MAX];
+	char		lsn[PV_LSN_TEXT_MAX];
 
-	pv_wal_seg_name(tli, segno, seg_size, name, sizeof(name));
+	pv_wal_segno_name(tli, segno, seg_size, name);
 	pv_lsn_format(segno * seg_size, lsn, sizeof(lsn));
 	plan->wal_complete = false;
 	plan->reachable = false;
@@ -327,40 +236,50 @@ plan_wal(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *plan, pv_e
 		return pv_err_set(err, PV_E_FAIL, 0, "backup %s: no WAL range on the path to timeline %u", m->id, plan->target_tli);
 	plan->nranges = (size_t) n;
 	plan->wal_complete = true;
-	pv_wal_seg_name(plan->ranges[0].tli, plan->ranges[0].first, seg, plan->wal_first, sizeof(plan->wal_first));
+	pv_wal_segno_name(plan->ranges[0].tli, plan->ranges[0].first, seg, plan->wal_first);
 	if (plan->ranges[n - 1].last != UINT64_MAX)
-		pv_wal_seg_name(plan->ranges[n - 1].tli, plan->ranges[n - 1].last, seg, plan->wal_last, sizeof(plan->wal_last));
+		pv_wal_segno_name(plan->ranges[n - 1].tli, plan->ranges[n - 1].last, seg, plan->wal_last);
 	for (int i = 0; i < n; i++)
 	{
 		pv_wal_range *r = &plan->ranges[i];
-		range_scan	sc;
+		pv_wal_scan_opts so = {.seg_size = seg, .tli = r->tli, .from = r->first, .to = r->last, .stop_at_gap = true};
+		pv_wal_scan sc;
+		const pv_wal_span *sp;
+		uint64_t	count;
 
-		if (scan_range(repo, r, seg, &sc, err) != 0)
-			return -1;
-		plan->wal_files += sc.count;
-		plan->wal_stored_bytes += sc.bytes;
-		if (sc.count > 0)
+		if (pv_wal_scan_storage(repo->storage, &so, &sc, err) != 0)
 		{
-			plan->archive_end_mtime = sc.last_mtime;
-			snprintf(plan->archive_end, sizeof(plan->archive_end), "%s", sc.last_name);
+			pv_wal_scan_free(&sc);
+			return -1;
+		}
+		sp = pv_wal_scan_span(&sc, r->tli);
+		count = sp != NULL ? sp->count : 0;
+		plan->wal_files += count;
+		if (count > 0)
+		{
+			plan->wal_stored_bytes += sp->bytes;
+			plan->archive_end_mtime = sp->last_mtime;
+			pv_wal_segno_name(r->tli, sp->last, seg, plan->archive_end);
 		}
 		if (r->last == UINT64_MAX)
 		{
 			/* open end: up to the newest segment present, at least the backup's own */
-			if (sc.count > 0)
+			if (count > 0)
 				r->last = sc.next - 1;
-			if (r->tli == m->stop_timeline && (sc.count == 0 || r->last < must))
+			if (r->tli == m->stop_timeline && (count == 0 || r->last < must))
 				r->last = must;
 			if (r->last != UINT64_MAX)
-				pv_wal_seg_name(r->tli, r->last, seg, plan->wal_last, sizeof(plan->wal_last));
+				pv_wal_segno_name(r->tli, r->last, seg, plan->wal_last);
 			else
 				r->last = r->first - 1;	/* nothing archived on the target timeline yet */
 		}
 		if (sc.gap || (r->last != UINT64_MAX && sc.next <= r->last))
 		{
 			wal_missing(plan, r->tli, sc.next, seg, why);
+			pv_wal_scan_free(&sc);
 			return 0;
 		}
+		pv_wal_scan_free(&sc);
 	}
 	if (plan->target_tli > 1)
 		plan->wal_files++;		/* the history file, fetched above */

@@ -25,6 +25,7 @@
 #include "repo/manifest.h"
 #include "repo/pack.h"
 #include "repo/repo.h"
+#include "wal/wal.h"
 
 /* Throughput assumed for the estimate in the plan (bytes/s; docs/pitr.md). */
 #define PV_RESTORE_ASSUMED_RATE_LOCAL	(400ull * 1000 * 1000)
@@ -163,12 +164,6 @@ typedef struct pv_wal_range
 extern int	pv_wal_ranges(const pv_tli_history *h, uint32_t seg_size, uint32_t start_tli,
 						  uint64_t start_lsn, uint64_t end_lsn, pv_wal_range *out, size_t max);
 
-/* "000000020000000100000003" for a timeline and segment number (buf >= 25). */
-extern void pv_wal_seg_name(uint32_t tli, uint64_t segno, uint32_t seg_size, char *buf, size_t len);
-
-/* The repository key of a timeline history file. */
-extern void pv_wal_history_key(uint32_t tli, char *buf, size_t len);
-
 /* ------------------------------------------------------------ options, plan */
 
 typedef struct pv_ts_map
@@ -226,14 +221,14 @@ typedef struct pv_restore_plan
 	/* WAL */
 	pv_wal_range ranges[16];
 	size_t		nranges;
-	char		wal_first[32];	/* first and last WAL file needed */
-	char		wal_last[32];
+	char		wal_first[PV_WAL_NAME_MAX];	/* first and last WAL file needed */
+	char		wal_last[PV_WAL_NAME_MAX];
 	uint64_t	wal_files;		/* segments needed (incl. the history file) */
 	uint64_t	wal_stored_bytes;	/* their size in the repository */
 	bool		wal_complete;
-	char		wal_missing[64];	/* the first missing file */
+	char		wal_missing[PV_WAL_NAME_MAX];	/* the first missing file */
 	int64_t		archive_end_mtime;	/* when the newest segment on the target timeline arrived */
-	char		archive_end[32];	/* its name */
+	char		archive_end[PV_WAL_NAME_MAX];	/* its name */
 
 	/* data */
 	pv_restore_ts *ts;

@@ -4,11 +4,11 @@
 #ifndef PV_RESTORE_RESTORE_INT_H
 #define PV_RESTORE_RESTORE_INT_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "common/queue.h"
 #include "repo/manifest.h"
@@ -134,21 +134,22 @@ typedef struct wctx
 	uint64_t	files_removed;
 	uint64_t	dirs;
 	uint64_t	links;
-	struct timespec started;
-	struct timespec last_progress;
+	uint64_t	started_us;		/* pv_mono_us() */
+	uint64_t	last_progress_us;
 } wctx;
 
 /* Create every regular file and write its chunks with the worker pool. */
 extern int	pv_restore_write_files(wctx *c, pv_err *err);
 
-/* Helpers of write.c used by chunks.c. */
-extern double pv_restore_elapsed_s(const struct timespec *since);
+/* ------------------------------------------------------------ dirfd.c */
+
+/* Flags of every directory opened below a root: never through a link. */
+#define PV_OPEN_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
 /* The directory a tablespace's entries are relative to: its path (and fd). */
 extern const char *pv_restore_root_dir(wctx *c, uint32_t ts, int *fd);
 /* "<root>/<path>" for messages. */
 extern const char *pv_restore_full_path(wctx *c, uint32_t ts, const char *path, char *buf, size_t len);
-extern int	pv_restore_pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t off, const char *path,
-								  pv_err *err);
 /*
  * Open the directory holding path (relative to rootfd) without following any
  * link; *leaf points at the last component of path.

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "common/clock.h"
-#include "pg/pg.h"
+#include "common/lsn.h"
 #include "restore/restore.h"
 
 /* ------------------------------------------------------------ time */

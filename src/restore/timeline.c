@@ -17,9 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "pg/pg.h"
+#include "common/lsn.h"
 #include "restore/restore.h"
-#include "wal/wal.h"
 
 /* ------------------------------------------------------------ history files */
 
@@ -159,29 +158,6 @@ pv_tli_history_contains(const pv_tli_history *h, uint32_t tli, uint64_t lsn)
 	const pv_tli_entry *e = pv_tli_history_find(h, tli);
 
 	return e != NULL && lsn >= e->begin && lsn <= e->end;
-}
-
-void
-pv_wal_history_key(uint32_t tli, char *buf, size_t len)
-{
-	pv_wal_name n;
-	char		key[PV_WAL_KEY_MAX];
-
-	memset(&n, 0, sizeof(n));
-	n.kind = PV_WAL_HISTORY;
-	n.tli = tli;
-	snprintf(n.name, sizeof(n.name), "%08X.history", tli);
-	pv_wal_object_key(&n, key);
-	snprintf(buf, len, "%s", key);
-}
-
-void
-pv_wal_seg_name(uint32_t tli, uint64_t segno, uint32_t seg_size, char *buf, size_t len)
-{
-	uint64_t	per_id = UINT64_C(0x100000000) / (seg_size ? seg_size : 1);
-
-	snprintf(buf, len, "%08" PRIX32 "%08" PRIX32 "%08" PRIX32, tli,
-			 (uint32_t) (segno / per_id), (uint32_t) (segno % per_id));
 }
 
 /* ------------------------------------------------------------ WAL ranges */

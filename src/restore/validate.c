@@ -344,12 +344,9 @@ void
 pv_restore_plan_note(pv_restore_plan *plan, const char *fmt,...)
 {
 	va_list		ap;
-	pv_buf		b;
 
-	pv_buf_init(&b);
-	va_start(ap, fmt);
-	pv_buf_vprintf(&b, fmt, ap);
-	va_end(ap);
 	plan->notes = pv_realloc(plan->notes, (plan->nnotes + 1) * sizeof(char *));
-	plan->notes[plan->nnotes++] = (char *) pv_buf_steal(&b, NULL);
+	va_start(ap, fmt);
+	plan->notes[plan->nnotes++] = pv_vasprintf(fmt, ap);
+	va_end(ap);
 }

@@ -2,9 +2,9 @@
  * write.c - writing a backup into the target directory
  *
  * Every path is resolved one component at a time with openat(O_NOFOLLOW)
- * from a directory fd of the target (or of a tablespace directory): no
- * symbolic link is ever followed below those roots, whatever the target
- * holds or the manifest says. The order: refuse (pv_restore_check_target)
+ * from a directory fd of the target (or of a tablespace directory; see
+ * dirfd.c): no symbolic link is ever followed below those roots, whatever
+ * the target holds or the manifest says. The order: refuse (pv_restore_check_target)
  * before the first write; create the roots; with --delta remove what the
  * backup does not have; create the directories (mkdirat, shallowest first),
  * then the links; write the files (chunks.c); write backup_manifest, the
@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,184 +29,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/crash.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/parallel.h"
 #include "common/parse.h"
 #include "common/queue.h"
 #include "repo/pack.h"
 #include "restore/restore_int.h"
-
-#define OPEN_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-
-/* ------------------------------------------------------------ helpers */
-
-double
-pv_restore_elapsed_s(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double) (now.tv_sec - since->tv_sec) + (double) (now.tv_nsec - since->tv_nsec) / 1e9;
-}
-
-/* The directory a tablespace's entries are relative to (its path, its fd). */
-const char *
-pv_restore_root_dir(wctx *c, uint32_t ts, int *fd)
-{
-	if (ts == 0)
-	{
-		*fd = c->rootfd;
-		return c->opts->target_dir;
-	}
-	for (size_t i = 0; i < c->plan->nts; i++)
-		if (c->plan->ts[i].oid == ts)
-		{
-			*fd = c->tsfd[i];
-			return c->plan->ts[i].dir;
-		}
-	*fd = -1;
-	return "?";
-}
-
-/* "<root>/<path>" for messages (static buffer per thread is not needed: caller's). */
-const char *
-pv_restore_full_path(wctx *c, uint32_t ts, const char *path, char *buf, size_t len)
-{
-	int			fd;
-
-	snprintf(buf, len, "%s/%s", pv_restore_root_dir(c, ts, &fd), path);
-	return buf;
-}
-
-int
-pv_restore_pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t off, const char *path, pv_err *err)
-{
-	while (len > 0)
-	{
-		ssize_t		n = pwrite(fd, data, len, (off_t) off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pv_err_set(err, PV_E_FAIL, errno, "could not write to file \"%s\"", path);
-		if (n == 0)
-			return pv_err_set(err, PV_E_FAIL, ENOSPC, "could not write to file \"%s\"", path);
-		data += n;
-		len -= (size_t) n;
-		off += (uint64_t) n;
-	}
-	return 0;
-}
-
-/*
- * Open the directory holding path (relative to rootfd) without following
- * any link; *leaf points at the last component of path. Every directory on
- * the way must exist (they are created before any file).
- */
-int
-pv_restore_open_parent(int rootfd, const char *path, const char **leaf, int *out, const char *what, pv_err *err)
-{
-	char		comp[1024];
-	const char *p = path;
-	int			fd = openat(rootfd, ".", OPEN_DIR_FLAGS);
-
-	if (fd < 0)
-		return pv_err_set(err, PV_E_FAIL, errno, "could not open directory \"%s\"", what);
-	for (;;)
-	{
-		const char *slash = strchr(p, '/');
-		size_t		n;
-		int			next;
-
-		if (slash == NULL)
-			break;
-		n = (size_t) (slash - p);
-		if (n >= sizeof(comp))
-		{
-			close(fd);
-			return pv_err_set(err, PV_E_FAIL, ENAMETOOLONG, "could not open the directory of \"%s\"", what);
-		}
-		memcpy(comp, p, n);
-		comp[n] = '\0';
-		next = openat(fd, comp, OPEN_DIR_FLAGS);
-		if (next < 0)
-		{
-			int			save = errno;
-
-			close(fd);
-			if (save == ELOOP || save == ENOTDIR)
-				return pv_err_set(err, PV_E_FAIL, 0, "refusing to write \"%s\": a component of its path is a symbolic link or not a directory",
-								  what);
-			return pv_err_set(err, PV_E_FAIL, save, "could not open the directory of \"%s\"", what);
-		}
-		close(fd);
-		fd = next;
-		p = slash + 1;
-	}
-	*leaf = p;
-	*out = fd;
-	return 0;
-}
-
-/* Remove a directory tree below dirfd (never follows links); counts removed entries. */
-static int
-remove_tree_at(int dirfd, const char *name, uint64_t *count, const char *what, pv_err *err)
-{
-	int			fd = openat(dirfd, name, OPEN_DIR_FLAGS);
-	DIR		   *d;
-	struct dirent *de;
-	int			rc = 0;
-
-	if (fd < 0)
-		return pv_err_set(err, PV_E_FAIL, errno, "could not open directory \"%s\"", what);
-	d = fdopendir(fd);
-	if (d == NULL)
-	{
-		close(fd);
-		return pv_err_set(err, PV_E_FAIL, errno, "could not read directory \"%s\"", what);
-	}
-	while (rc == 0 && (de = readdir(d)) != NULL)
-	{
-		struct stat st;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			rc = pv_err_set(err, PV_E_FAIL, errno, "could not stat \"%s/%s\"", what, de->d_name);
-		else if (S_ISDIR(st.st_mode))
-		{
-			char	   *sub = pv_asprintf("%s/%s", what, de->d_name);
-
-			rc = remove_tree_at(fd, de->d_name, count, sub, err);
-			free(sub);
-		}
-		else if (unlinkat(fd, de->d_name, 0) != 0)
-			rc = pv_err_set(err, PV_E_FAIL, errno, "could not remove \"%s/%s\"", what, de->d_name);
-		else
-			(*count)++;
-	}
-	closedir(d);
-	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) != 0)
-		return pv_err_set(err, PV_E_FAIL, errno, "could not remove directory \"%s\"", what);
-	return rc;
-}
-
-/* Remove whatever is at leaf (a file, a link or a tree). Missing is fine. */
-int
-pv_restore_remove_any_at(int dirfd, const char *leaf, uint64_t *count, const char *what, pv_err *err)
-{
-	struct stat st;
-
-	if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return errno == ENOENT ? 0 : pv_err_set(err, PV_E_FAIL, errno, "could not stat \"%s\"", what);
-	if (S_ISDIR(st.st_mode))
-		return remove_tree_at(dirfd, leaf, count, what, err);
-	if (unlinkat(dirfd, leaf, 0) != 0)
-		return pv_err_set(err, PV_E_FAIL, errno, "could not remove \"%s\"", what);
-	(*count)++;
-	return 0;
-}
 
 /* ------------------------------------------------------------ target checks */
 
@@ -453,7 +285,7 @@ make_links(wctx *c, pv_pathmap *pm, pv_err *err)
 static int
 prune(wctx *c, int dirfd, uint32_t ts, const char *rel, pv_pathmap *pm, pv_err *err)
 {
-	int			fd = openat(dirfd, ".", OPEN_DIR_FLAGS);
+	int			fd = openat(dirfd, ".", PV_OPEN_DIR_FLAGS);
 	DIR		   *d;
 	struct dirent *de;
 	int			rc = 0;
@@ -492,7 +324,7 @@ prune(wctx *c, int dirfd, uint32_t ts, const char *rel, pv_pathmap *pm, pv_err *
 			rc = pv_restore_remove_any_at(fd, de->d_name, &c->files_removed, full, err);
 		else if ((type == PV_FILE_DIRECTORY || type == 'p') && S_ISDIR(st.st_mode))
 		{
-			int			sub = openat(fd, de->d_name, OPEN_DIR_FLAGS);
+			int			sub = openat(fd, de->d_name, PV_OPEN_DIR_FLAGS);
 
 			if (sub < 0)
 				rc = pv_err_set(err, PV_E_FAIL, errno, "could not open directory \"%s\"", full);
@@ -525,7 +357,7 @@ write_root_file(wctx *c, const char *name, const void *data, size_t len, pv_err 
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not create \"%s\"", path);
 	else
 	{
-		if (pv_restore_pwrite_all(fd, data, len, 0, path, err) != 0)
+		if (pv_pwrite_all(fd, data, len, 0, path, err) != 0)
 			rc = -1;
 		else if (c->opts->set_owner && fchown(fd, c->opts->uid, c->opts->gid) != 0)
 			rc = pv_err_set(err, PV_E_FAIL, errno, "could not change the owner of \"%s\"", path);
@@ -608,7 +440,7 @@ finish_dirs(wctx *c, pv_pathdir *dirs, size_t n, pv_err *err)
 			root_mode = 0750;	/* the cluster allows group access (initdb -g) */
 		if (pv_restore_open_parent(rootfd, dirs[i].path, &leaf, &pfd, path, err) != 0)
 			return -1;
-		fd = openat(pfd, leaf, OPEN_DIR_FLAGS);
+		fd = openat(pfd, leaf, PV_OPEN_DIR_FLAGS);
 		close(pfd);
 		if (fd < 0)
 			return pv_err_set(err, PV_E_FAIL, errno, "could not open directory \"%s\"", path);
@@ -785,7 +617,7 @@ write_control(wctx *c, pv_err *err)
 			strcmp(c->m->files[i].path, PV_CONTROL_PATH) == 0;
 	if (!has)
 		return 0;
-	if ((gfd = openat(c->rootfd, "global", OPEN_DIR_FLAGS)) < 0)
+	if ((gfd = openat(c->rootfd, "global", PV_OPEN_DIR_FLAGS)) < 0)
 		return pv_err_set(err, PV_E_FAIL, errno, "could not open \"%s/global\"", target);
 	if (unlinkat(gfd, PV_CONTROL_TMP, 0) != 0 && errno != ENOENT)
 		rc = pv_err_set(err, PV_E_FAIL, errno, "could not remove \"%s/global/%s\"", target, PV_CONTROL_TMP);
@@ -859,7 +691,6 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 {
 	wctx		c;
 	pv_pathmap *pm = NULL;
-	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int			rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -881,14 +712,14 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 	c.tsfd = pv_calloc(plan->nts ? plan->nts : 1, sizeof(int));
 	for (size_t i = 0; i < plan->nts; i++)
 		c.tsfd[i] = -1;
-	c.nthreads = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
+	c.nthreads = opts->jobs > 0 ? opts->jobs : pv_ncpu(INT_MAX);
 	c.fsync_each = opts->fsync_each || !syncfs_reports_errors();
 	if (!opts->fsync_each && c.fsync_each)
 		pv_log_info("this kernel's syncfs does not report write errors: fsyncing every file");
 	c.zeros = pv_calloc(1, c.chunk_size);
 	pv_chunk_id(repo->keys, c.zeros, c.chunk_size, c.zero_id);
-	clock_gettime(CLOCK_MONOTONIC, &c.started);
-	c.last_progress = c.started;
+	c.started_us = pv_mono_us();
+	c.last_progress_us = c.started_us;
 	c.index = plan->index;
 	rc = run_steps(&c, pm, err);
 	res->files = plan->files;
@@ -903,7 +734,7 @@ pv_restore_execute(pv_repo *repo, const pv_restore_opts *opts, pv_restore_plan *
 	res->chunks_fetched = c.chunks_fetched;
 	res->chunks_kept = c.chunks_kept;
 	res->chunks_zero = c.chunks_zero;
-	res->duration_ms = (uint64_t) (pv_restore_elapsed_s(&c.started) * 1000);
+	res->duration_ms = (pv_mono_us() - c.started_us) / 1000;
 	res->jobs = c.nthreads;
 	res->chowned = opts->set_owner;
 	res->uid = opts->uid;

@@ -10,8 +10,9 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "common/dynlib.h"
 #include "common/clock.h"
+#include "common/dynlib.h"
+#include "sched/job.h"
 #include "sched/metrics.h"
 
 #define WEBHOOK_ATTEMPTS 4

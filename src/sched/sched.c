@@ -1,16 +1,14 @@
 /*
- * sched.c - pgvault cron: due jobs, the state file, running the jobs
+ * sched.c - pgvault cron: due jobs, the state file, running the jobs (each
+ * started by job.c)
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,39 +22,7 @@
 #include "sched/metrics.h"
 #include "sched/sched.h"
 
-#define OUTPUT_MAX (64 * 1024)
 #define STATE_LOCK_WAIT_MS 30000
-
-static const char *const job_names[PV_NJOBS] = {"backup", "expire", "verify", "drill"};
-
-const char *
-pv_job_name(int job)
-{
-	return job >= 0 && job < PV_NJOBS ? job_names[job] : "?";
-}
-
-const char *
-pv_job_schedule(const pv_config *cfg, int job)
-{
-	const char *s = NULL;
-
-	switch (job)
-	{
-		case PV_JOB_BACKUP:
-			s = cfg->sched_backup;
-			break;
-		case PV_JOB_EXPIRE:
-			s = cfg->sched_expire;
-			break;
-		case PV_JOB_VERIFY:
-			s = cfg->sched_verify;
-			break;
-		case PV_JOB_DRILL:
-			s = cfg->sched_drill;
-			break;
-	}
-	return s != NULL && s[0] != '\0' ? s : NULL;
-}
 
 /* ------------------------------------------------------------ state file */
 
@@ -120,7 +86,7 @@ pv_sched_state_load(const char *path, pv_sched_state *st, pv_err *err)
 	}
 	for (int j = 0; j < PV_NJOBS; j++)
 	{
-		json_t	   *o = json_object_get(jobs, job_names[j]);
+		json_t	   *o = json_object_get(jobs, pv_job_name(j));
 		pv_job_state *js = &st->jobs[j];
 
 		if (!json_is_object(o))
@@ -172,7 +138,7 @@ pv_sched_state_store(const char *path, const pv_sched_state *st, pv_err *err)
 		json_object_set_new(o, "failures_total", json_integer((json_int_t) js->failures_total));
 		json_object_set_new(o, "last_missed", json_integer(js->last_missed));
 		json_object_set_new(o, "overlap_reported", json_integer(js->overlap_reported));
-		json_object_set_new(jobs, job_names[j], o);
+		json_object_set_new(jobs, pv_job_name(j), o);
 	}
 	json_object_set_new(root, "jobs", jobs);
 	text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -228,99 +194,6 @@ pv_sched_due(const pv_cron *c, const pv_job_state *js, int64_t now, int64_t catc
 	return 0;
 }
 
-/* ------------------------------------------------------------ child processes */
-
-int
-pv_sched_spawn(char *const argv[], char *const extra_env[], pv_buf *out, int *status, pv_err *err)
-{
-	FILE	   *cap = tmpfile();
-	pid_t		pid;
-	int			ws;
-	char		chunk[8192];
-	size_t		n;
-
-	*status = -1;
-	if (cap == NULL)
-		return pv_err_set(err, PV_E_FAIL, errno, "could not create a temporary file for the output of %s", argv[0]);
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-	{
-		fclose(cap);
-		return pv_err_set(err, PV_E_FAIL, errno, "could not start %s", argv[0]);
-	}
-	if (pid == 0)
-	{
-		int			null = open("/dev/null", O_RDONLY);
-
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(fileno(cap), 1);
-		dup2(fileno(cap), 2);
-		for (int i = 0; extra_env != NULL && extra_env[i] != NULL; i++)
-			putenv(extra_env[i]);
-		signal(SIGPIPE, SIG_DFL);
-		execv(argv[0], argv);
-		fprintf(stderr, "pgvault: error: could not run \"%s\": %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	/* the output goes to an unlinked file, not a pipe: a daemon the job leaves behind cannot block us */
-	while (waitpid(pid, &ws, 0) < 0)
-	{
-		if (errno != EINTR)
-		{
-			fclose(cap);
-			return pv_err_set(err, PV_E_FAIL, errno, "could not wait for %s", argv[0]);
-		}
-	}
-	*status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
-	{
-		long		size;
-
-		fseek(cap, 0, SEEK_END);
-		size = ftell(cap);
-		fseek(cap, size > OUTPUT_MAX ? size - OUTPUT_MAX : 0, SEEK_SET);
-		while ((n = fread(chunk, 1, sizeof(chunk), cap)) > 0)
-			pv_buf_append(out, chunk, n);
-	}
-	fclose(cap);
-	return 0;
-}
-
-void
-pv_sched_last_error(const pv_buf *out, char *buf, size_t len)
-{
-	const char *text = out->data ? (const char *) out->data : "";
-	const char *line = text;
-	const char *best = NULL;
-	const char *last = NULL;
-	size_t		best_len = 0;
-	size_t		last_len = 0;
-
-	while (*line != '\0')
-	{
-		size_t		l = strcspn(line, "\n");
-
-		if (l > 0)
-		{
-			last = line;
-			last_len = l;
-			if (strncmp(line, "pgvault: error: ", 16) == 0)
-			{
-				best = line + 16;
-				best_len = l - 16;
-			}
-		}
-		line += l + (line[l] == '\n');
-	}
-	if (best == NULL)
-	{
-		best = last;
-		best_len = last_len;
-	}
-	snprintf(buf, len, "%.*s", best ? (int) best_len : 0, best ? best : "");
-}
-
 /* ------------------------------------------------------------ the runner */
 
 typedef struct runner
@@ -358,17 +231,13 @@ add_line(runner *r, int exit_code, const char *fmt,...)
 static int
 state_lock(runner *r, pv_lock **lock, pv_err *err)
 {
-	struct timespec t0;
-	struct timespec now;
+	uint64_t	t0 = pv_mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;)
 	{
 		if (pv_lock_take(r->cfg->lock_dir, r->repo->repo_id, "cron-state", true, lock, err) == 0)
 			return 0;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (err->kind != PV_E_LOCKED ||
-			(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > STATE_LOCK_WAIT_MS)
+		if (err->kind != PV_E_LOCKED || pv_mono_ms() - t0 > STATE_LOCK_WAIT_MS)
 			return -1;
 		usleep(20 * 1000);
 	}
@@ -562,8 +431,7 @@ spawn_job(runner *r, int j, job_result *jr, pv_err *err)
 	char		when[32];
 	int			n = 0;
 	pv_buf		out;
-	struct timespec t0;
-	struct timespec t1;
+	uint64_t	t0;
 	int			rc;
 
 	argv[n++] = (char *) r->opts->exe;
@@ -578,10 +446,9 @@ spawn_job(runner *r, int j, job_result *jr, pv_err *err)
 	env[1] = pv_asprintf("PGVAULT_CRON_SLOT=%s", pv_time_format_utc(jr->slot, when, sizeof(when)));
 	env[2] = NULL;
 	pv_buf_init(&out);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = pv_mono_ms();
 	rc = pv_sched_spawn(argv, env, &out, &jr->status, err);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	jr->ms = (uint64_t) ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	jr->ms = pv_mono_ms() - t0;
 	if (rc == 0 && jr->status != 0)
 	{
 		pv_sched_last_error(&out, jr->message, sizeof(jr->message));

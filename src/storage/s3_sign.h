@@ -1,7 +1,7 @@
 /*
  * s3_sign.h - AWS Signature Version 4 and the hashes S3 requests need
  *
- * Pure functions (no I/O, no global state), tested against the published
+ * Pure functions (no I/O; libcrypto is loaded on first use), tested against the published
  * AWS SigV4 test suite. The caller lists every header to be signed
  * (host, x-amz-date, x-amz-content-sha256, x-amz-security-token, ...);
  * nothing is added here. Payloads are always hashed whole (hex SHA-256 or
@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
 #include "common/mem.h"
 
 #define PV_S3_SHA256_HEX_LEN 64
@@ -89,33 +90,25 @@ extern char *pv_s3_authorization(const pv_s3_sign_input *in, const char *access_
 /* x-amz-date for a Unix time: out gets "YYYYMMDDTHHMMSSZ" and a NUL. */
 extern void pv_s3_amz_date(int64_t t, char out[PV_S3_AMZ_DATE_LEN + 1]);
 
-/* Lower-case hex of bin[0..len) into out (2*len characters and a NUL). */
-extern void pv_s3_hex(const uint8_t *bin, size_t len, char *out);
-
 /* Hex SHA-256 of data into out (64 characters and a NUL). */
 extern void pv_s3_sha256_hex(const void *data, size_t len, char out[PV_S3_SHA256_HEX_LEN + 1]);
 
-/* MD5 (RFC 1321), for Content-MD5 and ETag checks only. */
-typedef struct pv_s3_md5_ctx
-{
-	uint32_t	state[4];
-	uint64_t	count;			/* bytes */
-	uint8_t		block[64];
-} pv_s3_md5_ctx;
-
-extern void pv_s3_md5_init(pv_s3_md5_ctx *ctx);
-extern void pv_s3_md5_update(pv_s3_md5_ctx *ctx, const void *data, size_t len);
-extern void pv_s3_md5_final(pv_s3_md5_ctx *ctx, uint8_t out[PV_S3_MD5_LEN]);
-extern void pv_s3_md5(const void *data, size_t len, uint8_t out[PV_S3_MD5_LEN]);
+/*
+ * MD5 of data (for Content-MD5), from OpenSSL's libcrypto (loaded when
+ * first needed). -1 when libcrypto cannot be loaded or refuses MD5 (a
+ * FIPS-only configuration).
+ */
+extern int	pv_s3_md5(const void *data, size_t len, uint8_t out[PV_S3_MD5_LEN], pv_err *err);
 
 /* Base64 (standard alphabet, padded) of an MD5, as Content-MD5 wants. */
 extern void pv_s3_md5_base64(const uint8_t md5[PV_S3_MD5_LEN], char out[PV_S3_MD5_BASE64_LEN + 1]);
 
 /*
  * SHA-256 (hex) and MD5 of the same data in one pass over it, block by
- * block while it is in the cache: what a part upload needs.
+ * block while it is in the cache: what an upload needs. libcrypto, as
+ * pv_s3_md5.
  */
-extern void pv_s3_hash_body(const void *data, size_t len, char sha256_hex[PV_S3_SHA256_HEX_LEN + 1],
-							uint8_t md5[PV_S3_MD5_LEN]);
+extern int	pv_s3_hash_body(const void *data, size_t len, char sha256_hex[PV_S3_SHA256_HEX_LEN + 1],
+							uint8_t md5[PV_S3_MD5_LEN], pv_err *err);
 
 #endif

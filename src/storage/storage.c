@@ -143,17 +143,7 @@ pv_storage_free(pv_storage *st)
 int
 pv_storage_put(pv_storage *st, const char *key, const void *data, size_t len, pv_err *err)
 {
-	pv_stream  *w = pv_storage_open_write(st, key, len, err);
-
-	if (w == NULL)
-		return -1;
-	if (pv_stream_write(w, data, len, err) != 0 || pv_stream_finish(w, err) != 0)
-	{
-		pv_stream_free(w);
-		return -1;
-	}
-	pv_stream_free(w);
-	return 0;
+	return pv_stream_put_all(pv_storage_open_write(st, key, len, err), data, len, err);
 }
 
 int

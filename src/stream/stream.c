@@ -296,3 +296,16 @@ pv_stream_rebuffer_new(pv_stream *next, size_t block_size)
 	r->buf = pv_malloc(block_size);
 	return &r->base;
 }
+
+int
+pv_stream_put_all(pv_stream *s, const void *data, size_t len, pv_err *err)
+{
+	int			rc = 0;
+
+	if (s == NULL)
+		return -1;
+	if (pv_stream_write(s, data, len, err) != 0 || pv_stream_finish(s, err) != 0)
+		rc = -1;
+	pv_stream_free(s);
+	return rc;
+}

@@ -92,6 +92,13 @@ pv_stream_free(pv_stream *s)
 		s->ops->free(s);
 }
 
+/*
+ * Write data to s as plain bytes, finish s and free it (s is owned: freed
+ * either way). s may be NULL, when the constructor failed (and set err):
+ * then -1.
+ */
+extern int	pv_stream_put_all(pv_stream *s, const void *data, size_t len, pv_err *err);
+
 /* Helpers for stage implementations: forward to / finish / free next. */
 extern int	pv_stream_forward(pv_stream *s, const pv_stream_member *member,
 							  const uint8_t *data, size_t len, pv_stream_ctx ctx, pv_err *err);

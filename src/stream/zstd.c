@@ -78,10 +78,7 @@ pv_stream_zstd_compress_new(pv_stream *next, int level)
 	z->base.next = next;
 	z->cctx = ZSTD_createCCtx();
 	if (z->cctx == NULL)
-	{
-		fprintf(stderr, "pgvault: error: out of memory for zstd\n");
-		exit(1);
-	}
+		pv_out_of_memory("zstd compression context");
 	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, level);
 	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 1);
 	z->outcap = ZSTD_CStreamOutSize();
@@ -153,10 +150,7 @@ pv_stream_zstd_decompress_new(pv_stream *next)
 	z->base.next = next;
 	z->dctx = ZSTD_createDCtx();
 	if (z->dctx == NULL)
-	{
-		fprintf(stderr, "pgvault: error: out of memory for zstd\n");
-		exit(1);
-	}
+		pv_out_of_memory("zstd decompression context");
 	z->outcap = ZSTD_DStreamOutSize();
 	z->out = pv_malloc(z->outcap);
 	z->last_ret = 1;

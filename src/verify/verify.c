@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,16 +13,19 @@
 
 #include "backup/backup.h"
 #include "common/log.h"
+#include "common/lsn.h"
+#include "common/parallel.h"
 #include "common/parse.h"
-#include "pg/pg.h"
 #include "repo/manifest.h"
 #include "repo/pack.h"
 #include "verify/verify.h"
+#include "wal/wal.h"
 
 typedef struct verify_ctx
 {
 	pv_repo    *repo;
 	pv_index   *index;
+	pv_storage_list_result wal;	/* every archived WAL object */
 	json_t	   *wal_names;		/* name -> key, every archived WAL object */
 	json_t	   *wal_checked;	/* name -> true/false once authenticated */
 	json_t	   *referenced_packs;	/* pack key -> true */
@@ -275,6 +279,8 @@ check_files(verify_ctx *v, pv_manifest *m, int jobs, json_t *damaged, uint64_t *
 {
 	file_job	job;
 	pthread_t  *t = pv_calloc((size_t) jobs, sizeof(pthread_t));
+	int			started;
+	pv_err		terr;
 	const char *key;
 	json_t	   *e;
 
@@ -284,9 +290,14 @@ check_files(verify_ctx *v, pv_manifest *m, int jobs, json_t *damaged, uint64_t *
 	job.m = m;
 	job.damaged = damaged;
 	job.pg_files = pg_manifest_files(m, damaged, &job.mu);
-	for (int i = 0; i < jobs; i++)
-		pthread_create(&t[i], NULL, file_worker, &job);
-	for (int i = 0; i < jobs; i++)
+	for (started = 0; started < jobs; started++)
+		if (pv_thread_start(&t[started], file_worker, &job, "a verify worker", &terr) != 0)
+			break;
+	if (started < jobs)
+		pv_log_warning("%s: verifying with %d threads", terr.msg, started ? started : 1);
+	if (started == 0)
+		file_worker(&job);		/* this thread does the work */
+	for (int i = 0; i < started; i++)
 		pthread_join(t[i], NULL);
 	/* a file the server listed that the backup does not hold */
 	json_object_foreach(job.pg_files, key, e)
@@ -327,38 +338,32 @@ check_wal(verify_ctx *v, const pv_manifest *m, json_t *damaged, bool *unrestorab
 	uint64_t	seg = m->start_lsn / seg_size;
 	uint64_t	stop_seg = m->stop_lsn / seg_size;
 	uint64_t	last_present = 0;
-	const char *name;
-	json_t	   *e;
-	char		buf[64];
+	pv_wal_scan_opts so = {.seg_size = seg_size, .tli = m->stop_timeline, .from = seg, .to = UINT64_MAX};
+	pv_wal_scan sc;
+	const pv_wal_span *sp;
+	char		buf[PV_WAL_NAME_MAX];
 
 	*unrestorable = false;
 	*gap = false;
 	if (m->stop_lsn % seg_size == 0 && stop_seg > seg)
 		stop_seg--;
 	/* the highest segment archived on this timeline */
-	json_object_foreach(v->wal_names, name, e)
-	{
-		unsigned	tli;
-		unsigned	log;
-		unsigned	s;
-
-		if (strlen(name) == 24 && sscanf(name, "%08X%08X%08X", &tli, &log, &s) == 3 && tli == m->stop_timeline)
-		{
-			uint64_t	n = (uint64_t) log * (0x100000000ULL / seg_size) + s;
-
-			if (n > last_present)
-				last_present = n;
-		}
-	}
+	pv_wal_scan_init(&sc, &so);
+	for (size_t i = 0; i < v->wal.count; i++)
+		if (!pv_wal_scan_add(&sc, v->wal.entries[i].key, v->wal.entries[i].size, v->wal.entries[i].mtime))
+			break;
+	if ((sp = pv_wal_scan_span(&sc, m->stop_timeline)) != NULL && sp->count > 0)
+		last_present = sp->last;
+	pv_wal_scan_free(&sc);
 	json_object_set_new(w, "timeline", json_integer(m->stop_timeline));
-	pv_wal_segment_name(m->stop_timeline, seg * seg_size, seg_size, buf, sizeof(buf));
+	pv_wal_segno_name(m->stop_timeline, seg, seg_size, buf);
 	json_object_set_new(w, "first", json_string(buf));
 	for (; seg <= stop_seg || seg <= last_present; seg++)
 	{
 		char		key[160];
 		json_t	   *k;
 
-		pv_wal_segment_name(m->stop_timeline, seg * seg_size, seg_size, buf, sizeof(buf));
+		pv_wal_segno_name(m->stop_timeline, seg, seg_size, buf);
 		k = json_object_get(v->wal_names, buf);
 		if (k == NULL || !wal_ok(v, buf, json_string_value(k), damaged))
 		{
@@ -501,17 +506,14 @@ check_packs(verify_ctx *v, json_t *referenced_index, bool *good, pv_err *err)
 static int
 load_wal_names(verify_ctx *v, pv_err *err)
 {
-	pv_storage_list_result wal = {0};
-
-	if (pv_storage_list_all(v->repo->storage, "wal/", &wal, err) != 0)
+	if (pv_storage_list_all(v->repo->storage, "wal/", &v->wal, err) != 0)
 		return -1;
-	for (size_t i = 0; i < wal.count; i++)
+	for (size_t i = 0; i < v->wal.count; i++)
 	{
-		const char *name = strrchr(wal.entries[i].key, '/');
+		const char *name = strrchr(v->wal.entries[i].key, '/');
 
-		json_object_set_new(v->wal_names, name ? name + 1 : wal.entries[i].key, json_string(wal.entries[i].key));
+		json_object_set_new(v->wal_names, name ? name + 1 : v->wal.entries[i].key, json_string(v->wal.entries[i].key));
 	}
-	pv_storage_list_result_free(&wal);
 	return 0;
 }
 
@@ -563,8 +565,7 @@ pv_verify_run(pv_repo *repo, const pv_verify_opts *opts, json_t **report, bool *
 	size_t		n = 0;
 	bool		good = true;
 	bool		packs_good;
-	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int			jobs = opts->jobs > 0 ? opts->jobs : (ncpu > 0 ? (int) ncpu : 2);
+	int			jobs = opts->jobs > 0 ? opts->jobs : pv_ncpu(INT_MAX);
 	int			rc = -1;
 
 	memset(&v, 0, sizeof(v));
@@ -629,6 +630,7 @@ out:
 	json_decref(referenced_index);
 	pv_manifest_list_free(ids, n);
 	pv_index_free(v.index);
+	pv_storage_list_result_free(&v.wal);
 	json_decref(v.wal_names);
 	json_decref(v.wal_checked);
 	json_decref(v.referenced_packs);

@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/clock.h"
 #include "common/dynlib.h"
 #include "common/parse.h"
 #include "wal/wal_int.h"
@@ -476,15 +477,6 @@ check_repository(check_ctx *c)
 	add_item(c, PV_CHECK_OK, "repository key opens the repository");
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* Switch WAL; wait until the switched segment is in the repository and reads back. */
 static void
 check_switch(check_ctx *c)
@@ -498,7 +490,7 @@ check_switch(check_ctx *c)
 	pv_storage_info info;
 	pv_err		err;
 	char		key[PV_WAL_KEY_MAX];
-	uint64_t	start = now_ms();
+	uint64_t	start = pv_mono_ms();
 
 	if (rec != NULL && strcmp(rec, "t") == 0)
 	{
@@ -521,7 +513,7 @@ check_switch(check_ctx *c)
 		pv_err_clear(&err);
 		if (pv_storage_head(c->repo->storage, key, &info, &err) == 0)
 			break;
-		if (err.kind != PV_E_NOTFOUND || now_ms() - start > c->o->timeout_ms)
+		if (err.kind != PV_E_NOTFOUND || pv_mono_ms() - start > c->o->timeout_ms)
 		{
 			char		t[32];
 
@@ -544,7 +536,7 @@ check_switch(check_ctx *c)
 		goto out;
 	}
 	add_item(c, PV_CHECK_OK, "segment %s archived and reads back (%.1f s after the switch)", seg,
-			 (double) (now_ms() - start) / 1000.0);
+			 (double) (pv_mono_ms() - start) / 1000.0);
 out:
 	free(rec);
 	free(seg);

@@ -1,5 +1,6 @@
 /*
- * name.c - WAL file names, repository keys and segment header checks
+ * name.c - WAL file names, segment numbers, repository keys and segment
+ * header checks: the one place that turns names into numbers and back
  *
  * Layouts follow PostgreSQL's xlog_internal.h (identical from 9.x to 17):
  *
@@ -17,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wal/wal.h"
+#include "wal/wal_int.h"
 
 #define XLP_LONG_HEADER 0x0002
 #define XLP_ALL_FLAGS 0x0007
@@ -98,27 +99,85 @@ pv_wal_object_key(const pv_wal_name *n, char *key)
 			 n->kind == PV_WAL_HISTORY ? 0 : n->log, n->name);
 }
 
+const char *
+pv_wal_basename(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s != NULL ? s + 1 : path;
+}
+
 bool
 pv_wal_seg_size_valid(uint64_t s)
 {
 	return s >= (1u << 20) && s <= (1u << 30) && (s & (s - 1)) == 0;
 }
 
+/* Segments per log id (2^32 / seg_size) of a valid segment size. */
+static uint64_t
+segs_per_log(uint32_t seg_size)
+{
+	return UINT64_C(0x100000000) / seg_size;
+}
+
 uint64_t
 pv_wal_segno(const pv_wal_name *n, uint32_t seg_size)
 {
-	uint64_t	per_id = UINT64_C(0x100000000) / seg_size;
+	return (uint64_t) n->log * segs_per_log(seg_size) + n->seg;
+}
 
-	return (uint64_t) n->log * per_id + n->seg;
+bool
+pv_wal_seg_fits(const pv_wal_name *n, uint32_t seg_size)
+{
+	return pv_wal_seg_size_valid(seg_size) && n->seg < segs_per_log(seg_size);
+}
+
+void
+pv_wal_name_segment(uint32_t tli, uint64_t segno, uint32_t seg_size, pv_wal_name *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = PV_WAL_SEGMENT;
+	out->tli = tli;
+	if (!pv_wal_seg_size_valid(seg_size))
+		return;
+	out->log = (uint32_t) (segno / segs_per_log(seg_size));
+	out->seg = (uint32_t) (segno % segs_per_log(seg_size));
+	snprintf(out->name, sizeof(out->name), "%08X%08X%08X", tli, out->log, out->seg);
 }
 
 void
 pv_wal_segno_name(uint32_t tli, uint64_t segno, uint32_t seg_size, char *out)
 {
-	uint64_t	per_id = UINT64_C(0x100000000) / seg_size;
+	pv_wal_name n;
 
-	snprintf(out, PV_WAL_NAME_MAX, "%08X%08X%08X", tli,
-			 (uint32_t) (segno / per_id), (uint32_t) (segno % per_id));
+	pv_wal_name_segment(tli, segno, seg_size, &n);
+	memcpy(out, n.name, strlen(n.name) + 1);
+}
+
+void
+pv_wal_name_history(uint32_t tli, pv_wal_name *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->kind = PV_WAL_HISTORY;
+	out->tli = tli;
+	snprintf(out->name, sizeof(out->name), "%08X.history", tli);
+}
+
+uint64_t
+pv_wal_name_pos(const pv_wal_name *n)
+{
+	return (uint64_t) n->log << 32 | n->seg;
+}
+
+uint64_t
+pv_wal_lsn_pos(uint64_t lsn, uint32_t seg_size)
+{
+	pv_wal_name n;
+
+	if (!pv_wal_seg_size_valid(seg_size))
+		return 0;
+	pv_wal_name_segment(1, lsn / seg_size, seg_size, &n);
+	return pv_wal_name_pos(&n);
 }
 
 static uint16_t
@@ -200,7 +259,7 @@ pv_wal_check_segment(const pv_wal_name *n, const uint8_t *page, size_t len, uint
 		return bad_segment(path, err, "xlp_sysid is 0");
 	if (info->page_tli == 0 || info->page_tli > n->tli)
 		return bad_segment(path, err, "xlp_tli %u does not fit the file name's timeline %u", info->page_tli, n->tli);
-	if (n->seg >= UINT64_C(0x100000000) / info->seg_size)
+	if (!pv_wal_seg_fits(n, info->seg_size))
 		return bad_segment(path, err, "the name's segment field %u is out of range for %u-byte segments",
 						   n->seg, info->seg_size);
 	want_addr = pv_wal_segno(n, info->seg_size) * info->seg_size;

@@ -33,7 +33,6 @@
 
 #define WINDOW 64				/* default: pieces compressed before they are written */
 #define TEXT_FILE_MAX ((uint64_t) 16 * 1024 * 1024)	/* .history and .backup */
-#define SYSTEM_JSON_MAX 65536
 
 /* ------------------------------------------------------------ reading */
 
@@ -152,10 +151,7 @@ new_cctx(int level)
 	ZSTD_CCtx  *c = ZSTD_createCCtx();
 
 	if (c == NULL)
-	{
-		fprintf(stderr, "pgvault: error: out of memory for zstd\n");
-		exit(1);
-	}
+		pv_out_of_memory("zstd compression context");
 	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
 	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
 	return c;
@@ -400,7 +396,7 @@ pv_wal_system_check(pv_repo *repo, const pv_wal_seginfo *info, const char *path,
 		return 0;
 	}
 	pv_buf_init(&buf);
-	rc = pv_repo_get_sealed(repo, PV_WAL_SYSTEM_KEY, PV_OBJ_WAL, SYSTEM_JSON_MAX, &buf, err);
+	rc = pv_repo_get_sealed(repo, PV_WAL_SYSTEM_KEY, PV_OBJ_WAL, PV_WAL_SYSTEM_MAX, &buf, err);
 	if (rc != 0 && err->kind == PV_E_NOTFOUND)
 		rc = system_record(repo, info, path, err);
 	else if (rc == 0)

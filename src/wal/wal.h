@@ -59,17 +59,135 @@ typedef struct pv_wal_name
  */
 extern int	pv_wal_name_parse(const char *name, pv_wal_name *out, pv_err *err);
 
-/* The repository key of a parsed name (buffer of PV_WAL_KEY_MAX bytes). */
+/*
+ * The repository key of a parsed name (buffer of PV_WAL_KEY_MAX bytes):
+ * "wal/<timeline><log>/NAME", "wal/<timeline>00000000/TTTTTTTT.history".
+ */
 extern void pv_wal_object_key(const pv_wal_name *n, char *key);
+
+/*
+ * Segment numbers count segments from LSN 0: segno = lsn / seg_size. A
+ * name's log and seg fields split it: log = segno / (2^32 / seg_size),
+ * seg = segno % (2^32 / seg_size), so the seg field of the last segment of
+ * a log is 0xFF for 16 MiB segments, 0xFFF for 1 MiB and 0x3 for 1 GiB.
+ */
 
 /* Segment number of a segment/partial/backup name for a segment size. */
 extern uint64_t pv_wal_segno(const pv_wal_name *n, uint32_t seg_size);
 
-/* The segment name of (tli, segno) for a segment size (PV_WAL_NAME_MAX bytes). */
+/* true if the name's seg field exists for this segment size (below 2^32 / seg_size). */
+extern bool pv_wal_seg_fits(const pv_wal_name *n, uint32_t seg_size);
+
+/*
+ * The segment name of (tli, segno) for a segment size (PV_WAL_NAME_MAX
+ * bytes); "" when seg_size is not a valid segment size.
+ */
 extern void pv_wal_segno_name(uint32_t tli, uint64_t segno, uint32_t seg_size, char *out);
+
+/* The parsed name of segment (tli, segno), as pv_wal_name_parse would give it. */
+extern void pv_wal_name_segment(uint32_t tli, uint64_t segno, uint32_t seg_size, pv_wal_name *out);
+
+/* The parsed name of timeline tli's history file "TTTTTTTT.history". */
+extern void pv_wal_name_history(uint32_t tli, pv_wal_name *out);
+
+/*
+ * log << 32 | seg of a segment, .partial or .backup name: orders names
+ * of one timeline without knowing the segment size. pv_wal_lsn_pos is the
+ * same for the segment holding lsn.
+ */
+extern uint64_t pv_wal_name_pos(const pv_wal_name *n);
+extern uint64_t pv_wal_lsn_pos(uint64_t lsn, uint32_t seg_size);
 
 /* true if seg_size is a valid wal_segment_size: a power of two, 1 MiB .. 1 GiB */
 extern bool pv_wal_seg_size_valid(uint64_t seg_size);
+
+/* ------------------------------------------------ archive ranges (ranges.c) */
+
+/*
+ * What the archive holds, from a listing of wal/: per timeline the first and
+ * last segment, how many, the missing runs between them, and when the last
+ * one was stored. Every caller that asks "which WAL is here, and is any
+ * missing?" (info, runbook, restore, verify) scans with these. Segment
+ * numbers need the segment size (the same name means different positions
+ * for 16 MiB and 64 MiB segments), so a scan is always for one size.
+ */
+
+/* Segments missing between present ones: [from, to], segment numbers. */
+typedef struct pv_wal_gap
+{
+	uint64_t	from;
+	uint64_t	to;
+} pv_wal_gap;
+
+/* The segments of one timeline that a scan found. */
+typedef struct pv_wal_span
+{
+	uint32_t	tli;
+	uint64_t	first;			/* lowest segment number found (when count > 0) */
+	uint64_t	last;			/* highest */
+	uint64_t	count;			/* segments found */
+	uint64_t	bytes;			/* their stored size */
+	int64_t		last_mtime;		/* when `last` was stored: the newest archive time */
+	pv_wal_gap *gaps;			/* missing runs, ascending */
+	size_t		ngaps;
+	size_t		gaps_cap;
+} pv_wal_span;
+
+typedef struct pv_wal_scan_opts
+{
+	uint32_t	seg_size;		/* a valid segment size */
+	uint32_t	tli;			/* 0: every timeline (from, to and stop_at_gap unused) */
+	uint64_t	from;			/* with tli: the first segment wanted, itself expected present */
+	uint64_t	to;				/* with tli: the last segment wanted; UINT64_MAX: no end */
+	bool		stop_at_gap;	/* with tli: stop at the first missing segment */
+	size_t		page_size;		/* pv_wal_scan_storage's listing pages; 0: 1000 */
+} pv_wal_scan_opts;
+
+typedef struct pv_wal_scan
+{
+	pv_wal_scan_opts o;
+	pv_wal_span *spans;			/* timelines seen, ascending (with tli: count is 0
+								 * when the scan stopped at a gap before `from`'s
+								 * first segment) */
+	size_t		nspans;
+	char	  **history;		/* names of the history files listed */
+	size_t		nhistory;
+	uint64_t	next;			/* with tli: the first segment from `from` on not found */
+	bool		gap;			/* with tli: a segment from `from` on is missing before one found */
+	bool		done;			/* nothing more is wanted */
+} pv_wal_scan;
+
+/*
+ * Scan by hand: init, then add every listed key of wal/ in ascending order
+ * (as the storage lists them); pv_wal_scan_add returns false once nothing
+ * more is wanted. Keys that are not segments stored where pv_wal_object_key
+ * puts them (.partial, .backup, misplaced names, seg fields the segment size
+ * does not have) are not counted; history names are collected.
+ */
+extern void pv_wal_scan_init(pv_wal_scan *s, const pv_wal_scan_opts *o);
+extern bool pv_wal_scan_add(pv_wal_scan *s, const char *key, uint64_t size, int64_t mtime);
+extern void pv_wal_scan_free(pv_wal_scan *s);
+
+/*
+ * Init and scan the storage's listing of wal/ (with tli: only that
+ * timeline's keys, starting at the log of `from`), page by page, stopping
+ * as soon as nothing more is wanted.
+ */
+extern int	pv_wal_scan_storage(pv_storage *st, const pv_wal_scan_opts *o, pv_wal_scan *s, pv_err *err);
+
+/* The span of timeline tli, or NULL when the scan found none of its segments. */
+extern const pv_wal_span *pv_wal_scan_span(const pv_wal_scan *s, uint32_t tli);
+
+/*
+ * The segment size of the archive's WAL: from wal/system.json when the
+ * repository is unlocked and the object is there (*known true); else
+ * guessed from the listed names (*known false): the largest size whose
+ * seg field range holds every listed name, at most 16 MiB (PostgreSQL's
+ * default). wal may be NULL (nothing listed). -1 when wal/system.json
+ * cannot be read or is malformed; *seg_size is the guess then too.
+ */
+extern int	pv_wal_archive_seg_size(pv_repo *repo, const pv_storage_list_result *wal,
+									uint32_t *seg_size, bool *known, pv_err *err);
 
 /* ------------------------------------------------- segment checks (name.c) */
 

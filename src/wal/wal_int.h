@@ -13,6 +13,9 @@
 #include "common/parallel.h"
 #include "wal/wal.h"
 
+/* The largest wal/system.json read back. */
+#define PV_WAL_SYSTEM_MAX 65536
+
 /*
  * Write a small file atomically under a unique temporary name ('.'-prefixed,
  * in the same directory); with durable, fsync the file and the directory.
@@ -26,7 +29,7 @@ extern int	pv_wal_write_small(const char *path, const void *data, size_t len, bo
 extern int	pv_wal_read_to_file(pv_repo *repo, const pv_wal_name *n, const char *tmp,
 								pv_wal_objhdr *hdr, pv_err *err);
 
-/* Basename of a path (pointer into path). */
+/* Basename of a path (pointer into path): the WAL file name of %p (name.c). */
 extern const char *pv_wal_basename(const char *path);
 
 #endif

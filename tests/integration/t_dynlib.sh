@@ -1,5 +1,5 @@
 #!/bin/bash
-# t_dynlib.sh - libpq, libcurl and libxml2 are loaded only when a command
+# t_dynlib.sh - libpq, libcurl, libxml2 and libcrypto are loaded only when a command
 # needs them (src/common/dynlib.h): the binary does not link them; wal-fetch
 # and repo-ls on a local repository never load them (glibc's LD_DEBUG=files
 # lists every object loaded); when a library cannot be loaded, the command
@@ -20,7 +20,7 @@ CONF
 run_ok "init a local repository" pv init --generate-keyfile "$d/key"
 
 needed=$(readelf -d "$PGVAULT" | grep NEEDED)
-unlike "$needed" 'libpq|libcurl|libxml2' "the binary does not link libpq, libcurl or libxml2"
+unlike "$needed" 'libpq|libcurl|libxml2|libcrypto' "the binary does not link libpq, libcurl, libxml2 or libcrypto"
 like "$needed" 'libzstd' "... but links libzstd (the check reads the right output)"
 
 # what a command loads: LD_DEBUG=files names each object as it is opened
@@ -28,11 +28,11 @@ loads() { LD_DEBUG=files LD_DEBUG_OUTPUT=$d/ld "$@" >/dev/null 2>&1; cat "$d"/ld
 
 out=$(loads pv wal-fetch 000000010000000000000001 "$d/seg")
 like "$out" 'file=libsodium' "LD_DEBUG=files lists what wal-fetch loads"
-unlike "$out" 'file=(libpq|libcurl|libxml2)' "wal-fetch from a local repository loads none of the three"
+unlike "$out" 'file=(libpq|libcurl|libxml2|libcrypto)' "wal-fetch from a local repository loads none of the four"
 pv wal-fetch 000000010000000000000001 "$d/seg" >/dev/null 2>&1
 is $? 1 "... and still says 'not in the archive' (exit 1)"
 out=$(loads pv repo-ls)
-unlike "$out" 'file=(libpq|libcurl|libxml2)' "repo-ls of a local repository loads none of them"
+unlike "$out" 'file=(libpq|libcurl|libxml2|libcrypto)' "repo-ls of a local repository loads none of them"
 
 # an S3 repository loads libcurl and libxml2 when the driver starts
 cat >"$d/s3.conf" <<CONF
@@ -47,6 +47,7 @@ export AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=dynlib-test-not-a-sec
 out=$(loads "$PGVAULT" -c "$d/s3.conf" repo-ls)
 like "$out" 'file=libcurl\.so\.4' "an S3 repository loads libcurl"
 like "$out" 'file=libxml2\.so\.2' "... and libxml2"
+like "$out" 'file=libcrypto\.so\.3' "... and libcrypto"
 
 # a library that cannot be loaded: a broken libcurl.so.4 first on the path
 mkdir -p "$d/badlib"

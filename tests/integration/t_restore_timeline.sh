@@ -28,6 +28,9 @@ rl_restore primary2 --latest
 ok "$RUN_STATUS" "restore --latest of the failed primary"
 like "$RUN_OUTPUT" "Once promoted it archives its new timeline into this same repository" \
 	"the next steps warn about archiving into the same repository"
+unlike "$RUN_OUTPUT" "  [0-9]\. -" "no empty step in the next steps"
+like "$RUN_OUTPUT" "  3\. Check the data once the server accepts connections.*  4\. Archiving: .*  6\. Remove the" \
+	"the next steps are numbered 1 to 6"
 rl_start "$RL_TARGET"
 ok $? "the restored server starts"
 rl_wait_recovery promoted

@@ -21,6 +21,7 @@
 #include "common/err.h"
 #include "common/exitcode.h"
 #include "common/fsutil.h"
+#include "common/lsn.h"
 #include "common/mem.h"
 #include "common/parse.h"
 #include "suites.h"
@@ -306,14 +307,70 @@ START_TEST(test_crash_points)
 	check_crash("put-open:packs#2", 0, trace);	/* passed only once: no kill */
 	check_crash("restore-file", 4, trace);
 	check_crash("99", 0, trace);
+	/* main.c refuses a malformed PGVAULT_CRASH_AT with pv_crash_check; it crashes nowhere */
+	check_crash("put-open#two", 0, trace);
 	{
-		int			st = crash_child("put-open#two", trace);
+		static const char *const bad[] = {"put-open#two", "put-open#", "put-open#0", "0", "3x", "#2"};
+		static const char *const good[] = {"3", "put-open", "put-open:index#2", ""};
+		pv_err		err;
 
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "an invalid PGVAULT_CRASH_AT is an error");
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		{
+			setenv("PGVAULT_CRASH_AT", bad[i], 1);
+			ck_assert_msg(pv_crash_check(&err) == -1, "\"%s\" accepted", bad[i]);
+			ck_assert_int_eq(err.kind, PV_E_USAGE);
+			ck_assert_ptr_nonnull(strstr(err.msg, bad[i]));
+		}
+		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		{
+			setenv("PGVAULT_CRASH_AT", good[i], 1);
+			ck_assert_msg(pv_crash_check(&err) == 0, "\"%s\" refused", good[i]);
+		}
+		unsetenv("PGVAULT_CRASH_AT");
+		ck_assert_int_eq(pv_crash_check(&err), 0);
 	}
 	free(trace);
 	tu_rmtree(dir);
 	free(dir);
+}
+END_TEST
+
+START_TEST(test_lsn)
+{
+	static const struct
+	{
+		const char *text;
+		uint64_t	lsn;
+	}			good[] = {
+		{"0/0", 0},
+		{"0/3000028", 0x3000028},
+		{"16/B374D848", UINT64_C(0x16B374D848)},
+		{"16/b374d848", UINT64_C(0x16B374D848)},
+		{"FFFFFFFF/FFFFFFFF", UINT64_MAX},
+		{"00000001/00000002", UINT64_C(0x100000002)},
+	};
+	static const char *const bad[] = {
+		"", "0", "0/", "/1", "g/1", "1/2x", "123456789/0", "0/123456789", " 0/1", "0/1 ", "0//1", "-1/0", "0x1/0",
+	};
+	char		buf[32];
+	uint64_t	lsn;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+	{
+		ck_assert_msg(pv_lsn_parse(good[i].text, &lsn) == 0, "\"%s\" refused", good[i].text);
+		ck_assert_uint_eq(lsn, good[i].lsn);
+		pv_lsn_format(lsn, buf, sizeof(buf));
+		ck_assert_int_eq(pv_lsn_parse(buf, &lsn), 0);
+		ck_assert_uint_eq(lsn, good[i].lsn);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(pv_lsn_parse(bad[i], &lsn) == -1, "\"%s\" accepted", bad[i]);
+	pv_lsn_format(UINT64_C(0x16B374D848), buf, sizeof(buf));
+	ck_assert_str_eq(buf, "16/B374D848");
+	pv_lsn_format(0x3000028, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "0/3000028");
+	pv_lsn_format(UINT64_MAX, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "FFFFFFFF/FFFFFFFF");
 }
 END_TEST
 
@@ -326,6 +383,7 @@ suite_common(void)
 	tcase_add_test(tc, test_err_exit_codes);
 	tcase_add_test(tc, test_dynlib);
 	tcase_add_test(tc, test_crash_points);
+	tcase_add_test(tc, test_lsn);
 	tcase_add_test(tc, test_parse_size);
 	tcase_add_test(tc, test_parse_duration);
 	tcase_add_test(tc, test_parse_bool_int_hex);

@@ -259,6 +259,23 @@ START_TEST(test_secrets)
 	ck_assert_int_eq(s.kind, PV_SECRET_KEYFILE);
 	pv_secret_free(&s);
 
+	/* an S3 secret key file: the first line, blanks at its end dropped (a passphrase keeps them) */
+	tu_write_file(kf, "wJalrXUtnFEMI/K7MDENG \t\r\nsecond line\n", 37, 0600);
+	ck_assert_int_eq(pv_secret_from_file(kf, PV_SECRET_S3_KEY, &s, &err), 0);
+	ck_assert_uint_eq(s.len, 21);
+	ck_assert_str_eq((const char *) s.data, "wJalrXUtnFEMI/K7MDENG");
+	pv_secret_free(&s);
+	ck_assert_int_eq(pv_secret_from_file(kf, PV_SECRET_PASSPHRASE, &s, &err), 0);
+	ck_assert_uint_eq(s.len, 23);
+	pv_secret_free(&s);
+	tu_write_file(kf, " \t\n", 3, 0600);
+	ck_assert_int_eq(pv_secret_from_file(kf, PV_SECRET_S3_KEY, &s, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "s3_secret_key_file \""));
+	ck_assert_ptr_nonnull(strstr(err.msg, "is empty"));
+	tu_write_file(kf, "key\n", 4, 0644);
+	ck_assert_int_eq(pv_secret_from_file(kf, PV_SECRET_S3_KEY, &s, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "unsafe permissions"));
+
 	pv_config_free(&cfg);
 	free(pf);
 	free(kf);

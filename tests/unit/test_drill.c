@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "drill/drill.h"
@@ -454,7 +455,7 @@ START_TEST(test_spawn_wait_kill)
 		usleep(20000);			/* until the child has changed into dir */
 	ck_assert_int_eq(pv_drill_procs_under(dir, found, 8), 1);
 	ck_assert_int_eq(found[0], pid);
-	ck_assert_int_eq(pv_drill_wait_child(pid, pv_drill_now_ms() + 200, NULL, &status, NULL, NULL), PV_DRILL_TIMEOUT);
+	ck_assert_int_eq(pv_drill_wait_child(pid, pv_mono_ms() + 200, NULL, &status, NULL, NULL), PV_DRILL_TIMEOUT);
 	ck_assert_int_eq(kill(pid, 0), -1);
 	ck_assert_int_eq(pv_drill_procs_under(dir, found, 8), 0);
 	pv_argv_free(&a);

@@ -87,78 +87,6 @@ START_TEST(test_msg_other)
 }
 END_TEST
 
-START_TEST(test_lsn)
-{
-	static const struct
-	{
-		const char *text;
-		uint64_t	lsn;
-	}			good[] = {
-		{"0/0", 0},
-		{"0/3000028", 0x3000028},
-		{"16/B374D848", UINT64_C(0x16B374D848)},
-		{"16/b374d848", UINT64_C(0x16B374D848)},
-		{"FFFFFFFF/FFFFFFFF", UINT64_MAX},
-		{"00000001/00000002", UINT64_C(0x100000002)},
-	};
-	static const char *const bad[] = {
-		"", "0", "0/", "/1", "g/1", "1/2x", "123456789/0", "0/123456789", " 0/1", "0/1 ", "0//1", "-1/0", "0x1/0",
-	};
-	char		buf[32];
-	uint64_t	lsn;
-
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-	{
-		ck_assert_msg(pv_lsn_parse(good[i].text, &lsn) == 0, "\"%s\" refused", good[i].text);
-		ck_assert_uint_eq(lsn, good[i].lsn);
-		pv_lsn_format(lsn, buf, sizeof(buf));
-		ck_assert_int_eq(pv_lsn_parse(buf, &lsn), 0);
-		ck_assert_uint_eq(lsn, good[i].lsn);
-	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(pv_lsn_parse(bad[i], &lsn) == -1, "\"%s\" accepted", bad[i]);
-	pv_lsn_format(UINT64_C(0x16B374D848), buf, sizeof(buf));
-	ck_assert_str_eq(buf, "16/B374D848");
-	pv_lsn_format(0x3000028, buf, sizeof(buf));
-	ck_assert_str_eq(buf, "0/3000028");
-	pv_lsn_format(UINT64_MAX, buf, sizeof(buf));
-	ck_assert_str_eq(buf, "FFFFFFFF/FFFFFFFF");
-}
-END_TEST
-
-START_TEST(test_wal_segment_name)
-{
-	static const struct
-	{
-		uint32_t	tli;
-		uint64_t	lsn;
-		uint32_t	seg;
-		const char *name;
-	}			cases[] = {
-		{1, 0x3000028, 16u << 20, "000000010000000000000003"},
-		{1, 0x3FFFFFF, 16u << 20, "000000010000000000000003"},
-		{1, 0x4000000, 16u << 20, "000000010000000000000004"},
-		{1, UINT64_C(0x100000000), 16u << 20, "000000010000000100000000"},
-		{1, UINT64_C(0x1FF000000), 16u << 20, "0000000100000001000000FF"},
-		{0x1A, UINT64_C(0x16B374D848), 16u << 20, "0000001A00000016000000B3"},
-		{1, 0x3000028, 64u << 20, "000000010000000000000000"},
-		{1, 0x1C000000, 64u << 20, "000000010000000000000007"},
-		{2, UINT64_C(0x508000000), 64u << 20, "000000020000000500000002"},
-		{3, UINT64_C(0x7FC0000000), 1u << 30, "000000030000007F00000003"},
-		{1, 0x100000, 1u << 20, "000000010000000000000001"},
-	};
-	char		buf[32];
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		pv_wal_segment_name(cases[i].tli, cases[i].lsn, cases[i].seg, buf, sizeof(buf));
-		ck_assert_str_eq(buf, cases[i].name);
-	}
-	pv_wal_segment_name(1, 0, 0, buf, sizeof(buf));
-	ck_assert_str_eq(buf, "");
-}
-END_TEST
-
 /* Connection errors come back as a pv_err naming the server; nothing is printed. */
 START_TEST(test_connect_errors)
 {
@@ -183,8 +111,6 @@ suite_pg(void)
 	tcase_add_test(tc, test_msg_new_archive);
 	tcase_add_test(tc, test_msg_malformed);
 	tcase_add_test(tc, test_msg_other);
-	tcase_add_test(tc, test_lsn);
-	tcase_add_test(tc, test_wal_segment_name);
 	tcase_add_test(tc, test_connect_errors);
 	suite_add_tcase(s, tc);
 	return s;

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
-#include "pg/pg.h"
+#include "common/lsn.h"
 #include "repo/manifest.h"
 #include "repo/pack.h"
 #include "restore/restore.h"
@@ -231,7 +231,7 @@ START_TEST(test_wal_ranges)
 	pv_wal_range r[8];
 	pv_err		err;
 	const char *h3 = "1\t0/3800000\tx\n2\t0/6000000\ty\n";
-	char		name[32];
+	char		name[PV_WAL_NAME_MAX];
 
 	/* one timeline: from the backup's segment to the target's */
 	pv_tli_history_parse(1, NULL, 0, &h, &err);
@@ -255,7 +255,7 @@ START_TEST(test_wal_ranges)
 	ck_assert_uint_eq(r[2].tli, 3);
 	ck_assert_uint_eq(r[2].first, 6);
 	ck_assert_uint_eq(r[2].last, UINT64_MAX);
-	pv_wal_seg_name(r[1].tli, r[1].first, SEG, name, sizeof(name));
+	pv_wal_segno_name(r[1].tli, r[1].first, SEG, name);
 	ck_assert_str_eq(name, "000000020000000000000003");
 	/* a target LSN on timeline 2 ends there */
 	ck_assert_int_eq(pv_wal_ranges(&h, SEG, 1, 0x1000028, 0x4000010, r, 8), 2);
@@ -269,7 +269,7 @@ START_TEST(test_wal_ranges)
 	ck_assert_uint_eq(r[0].first, 4);
 	pv_tli_history_free(&h);
 
-	pv_wal_seg_name(1, UINT64_C(0x1FF) + 256, SEG, name, sizeof(name));
+	pv_wal_segno_name(1, UINT64_C(0x1FF) + 256, SEG, name);
 	ck_assert_str_eq(name, "0000000100000002000000FF");
 }
 END_TEST
@@ -522,12 +522,12 @@ store(pv_manifest *m)
 static void
 put_segment(uint32_t tli, uint64_t segno)
 {
-	char		name[32];
-	char		key[128];
+	pv_wal_name name;
+	char		key[PV_WAL_KEY_MAX];
 	pv_err		err;
 
-	pv_wal_seg_name(tli, segno, SEG, name, sizeof(name));
-	snprintf(key, sizeof(key), "wal/%.16s/%s", name, name);
+	pv_wal_name_segment(tli, segno, SEG, &name);
+	pv_wal_object_key(&name, key);
 	ck_assert_int_eq(pv_storage_put(repo->storage, key, "x", 1, &err), 0);
 }
 
@@ -538,7 +538,8 @@ put_history(uint32_t tli, const char *text)
 	pv_wal_objhdr h;
 	uint8_t		hdr[PV_WAL_OBJ_HEADER_LEN];
 	pv_buf		b;
-	char		key[128];
+	pv_wal_name name;
+	char		key[PV_WAL_KEY_MAX];
 	pv_err		err;
 
 	memset(&h, 0, sizeof(h));
@@ -548,7 +549,8 @@ put_history(uint32_t tli, const char *text)
 	pv_buf_init(&b);
 	pv_buf_append(&b, hdr, sizeof(hdr));
 	pv_buf_append_str(&b, text);
-	pv_wal_history_key(tli, key, sizeof(key));
+	pv_wal_name_history(tli, &name);
+	pv_wal_object_key(&name, key);
 	ck_assert_int_eq(pv_repo_put_sealed(repo, key, PV_OBJ_WAL, b.data, b.len, &err), 0);
 	pv_buf_free(&b);
 }

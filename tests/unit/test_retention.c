@@ -11,8 +11,9 @@
 
 #include "common/clock.h"
 #include "sched/cron.h"
-#include "sched/retention.h"
+#include "expire/retention.h"
 #include "suites.h"
+#include "wal/wal.h"
 
 /* Backups (stop times, UTC), oldest first: sparse months, then most days of late March. */
 static const char *const table[] = {
@@ -227,8 +228,8 @@ START_TEST(test_wal_expiry)
 	/* no kept backup: nothing expires */
 	ck_assert(!pv_retention_wal_expired("000000010000000000000001", NULL, 0));
 	/* positions for 16 MiB and 64 MiB segments */
-	ck_assert_uint_eq(pv_retention_wal_pos(UINT64_C(0x10A000028), 16u << 20), UINT64_C(0x000000010000000A));
-	ck_assert_uint_eq(pv_retention_wal_pos(UINT64_C(0x1C8000000), 64u << 20), UINT64_C(0x0000000100000032));
+	ck_assert_uint_eq(pv_wal_lsn_pos(UINT64_C(0x10A000028), 16u << 20), UINT64_C(0x000000010000000A));
+	ck_assert_uint_eq(pv_wal_lsn_pos(UINT64_C(0x1C8000000), 64u << 20), UINT64_C(0x0000000100000032));
 }
 END_TEST
 

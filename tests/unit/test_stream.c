@@ -1,5 +1,5 @@
 /*
- * test_stream.c - the shared stream-stage conformance test (STYLE.md §15):
+ * test_stream.c - the stream-stage conformance test every stage passes:
  * every byte-level stage round-trips data fed in 1-byte, prime-sized and
  * large writes; finishing with no input works; the output length equals the
  * bytes actually produced.

@@ -230,6 +230,371 @@ START_TEST(test_segno)
 }
 END_TEST
 
+/* The segment holding an LSN, for every segment size. */
+START_TEST(test_segment_of_lsn)
+{
+	static const struct
+	{
+		uint32_t	tli;
+		uint64_t	lsn;
+		uint32_t	seg;
+		const char *name;
+	}			cases[] = {
+		{1, 0x3000028, 16u << 20, "000000010000000000000003"},
+		{1, 0x3FFFFFF, 16u << 20, "000000010000000000000003"},
+		{1, 0x4000000, 16u << 20, "000000010000000000000004"},
+		{1, UINT64_C(0x100000000), 16u << 20, "000000010000000100000000"},
+		{1, UINT64_C(0x1FF000000), 16u << 20, "0000000100000001000000FF"},
+		{0x1A, UINT64_C(0x16B374D848), 16u << 20, "0000001A00000016000000B3"},
+		{1, 0x3000028, 64u << 20, "000000010000000000000000"},
+		{1, 0x1C000000, 64u << 20, "000000010000000000000007"},
+		{2, UINT64_C(0x508000000), 64u << 20, "000000020000000500000002"},
+		{3, UINT64_C(0x7FC0000000), 1u << 30, "000000030000007F00000003"},
+		{1, 0x100000, 1u << 20, "000000010000000000000001"},
+	};
+	char		buf[PV_WAL_NAME_MAX];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		pv_wal_segno_name(cases[i].tli, cases[i].lsn / cases[i].seg, cases[i].seg, buf);
+		ck_assert_str_eq(buf, cases[i].name);
+	}
+	/* not a segment size: no name */
+	pv_wal_segno_name(1, 0, 0, buf);
+	ck_assert_str_eq(buf, "");
+	pv_wal_segno_name(1, 3, 3u << 20, buf);
+	ck_assert_str_eq(buf, "");
+}
+END_TEST
+
+/* ------------------------------------------------------ archive ranges */
+
+/* The keys of segments (tli, segno) as wal-push stores them, in listing order. */
+static void
+seg_keys(pv_storage_list_result *l, uint32_t tli, const uint64_t *segnos, size_t n, uint32_t seg_size)
+{
+	for (size_t i = 0; i < n; i++)
+	{
+		pv_wal_name w;
+		char		key[PV_WAL_KEY_MAX];
+
+		pv_wal_name_segment(tli, segnos[i], seg_size, &w);
+		pv_wal_object_key(&w, key);
+		if (l->count == l->cap)
+		{
+			l->cap = l->cap ? l->cap * 2 : 16;
+			l->entries = pv_realloc(l->entries, l->cap * sizeof(pv_storage_entry));
+		}
+		l->entries[l->count].key = pv_strdup(key);
+		l->entries[l->count].size = 1000 + segnos[i];
+		l->entries[l->count].mtime = 1700000000 + (int64_t) segnos[i];
+		l->count++;
+	}
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const pv_storage_entry *) a)->key, ((const pv_storage_entry *) b)->key);
+}
+
+/* Scan every timeline of a listing. */
+static void
+scan_list(const pv_storage_list_result *l, uint32_t seg_size, pv_wal_scan *sc)
+{
+	pv_wal_scan_opts o = {.seg_size = seg_size};
+
+	pv_wal_scan_init(sc, &o);
+	for (size_t i = 0; i < l->count; i++)
+		ck_assert(pv_wal_scan_add(sc, l->entries[i].key, l->entries[i].size, l->entries[i].mtime));
+}
+
+/* One timeline's segments scanned: first, last, count and the gaps ("from-to" in hex segment numbers). */
+static void
+expect_span(uint32_t seg_size, const uint64_t *segnos, size_t n, uint64_t first, uint64_t last,
+			const char *gaps)
+{
+	pv_storage_list_result l = {0};
+	pv_wal_scan sc;
+	const pv_wal_span *sp;
+	char		got[256] = "";
+
+	seg_keys(&l, 1, segnos, n, seg_size);
+	scan_list(&l, seg_size, &sc);
+	ck_assert_uint_eq(sc.nspans, 1);
+	sp = pv_wal_scan_span(&sc, 1);
+	ck_assert_ptr_nonnull(sp);
+	ck_assert_uint_eq(sp->first, first);
+	ck_assert_uint_eq(sp->last, last);
+	ck_assert_uint_eq(sp->count, n);
+	ck_assert_int_eq(sp->last_mtime, 1700000000 + (int64_t) last);
+	for (size_t g = 0; g < sp->ngaps; g++)
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%llX-%llX", g ? "," : "",
+				 (unsigned long long) sp->gaps[g].from, (unsigned long long) sp->gaps[g].to);
+	ck_assert_str_eq(got, gaps);
+	pv_wal_scan_free(&sc);
+	pv_storage_list_result_free(&l);
+}
+
+/*
+ * Gaps at and around the end of a log id, for the smallest, the default,
+ * a larger and the largest segment size: the segment after the last of a
+ * log is the first of the next, and a run missing there is a gap.
+ */
+START_TEST(test_scan_log_boundaries)
+{
+	/* 16 MiB: 256 segments per log; ...FC ...FD, 1/00 1/01 with FE and FF missing */
+	static const uint64_t a[] = {0xFC, 0xFD, 0x100, 0x101};
+	static const uint64_t b[] = {0xFD, 0xFE, 0xFF, 0x100, 0x101};	/* none missing */
+	static const uint64_t c[] = {0xFE, 0x100};	/* the last of the log missing */
+	static const uint64_t d[] = {0xFF, 0x101};	/* the first of the next missing */
+	static const uint64_t e[] = {0xFF, 0x200};	/* a whole log missing */
+	/* 1 MiB: 4096 per log */
+	static const uint64_t f[] = {0xFFE, 0xFFF, 0x1000};
+	static const uint64_t g[] = {0xFFE, 0x1000};
+	/* 64 MiB: 64 per log */
+	static const uint64_t h[] = {0x3F, 0x40, 0x41};
+	static const uint64_t i[] = {0x3E, 0x41};
+	/* 1 GiB: 4 per log */
+	static const uint64_t j[] = {0x2, 0x3, 0x4};
+	static const uint64_t k[] = {0x2, 0x4, 0x7, 0x8};
+	char		name[PV_WAL_NAME_MAX];
+
+	expect_span(16 * MIB, a, 4, 0xFC, 0x101, "FE-FF");
+	pv_wal_segno_name(1, 0xFE, 16 * MIB, name);
+	ck_assert_str_eq(name, "0000000100000000000000FE");
+	pv_wal_segno_name(1, 0x100, 16 * MIB, name);
+	ck_assert_str_eq(name, "000000010000000100000000");
+	expect_span(16 * MIB, b, 5, 0xFD, 0x101, "");
+	expect_span(16 * MIB, c, 2, 0xFE, 0x100, "FF-FF");
+	expect_span(16 * MIB, d, 2, 0xFF, 0x101, "100-100");
+	expect_span(16 * MIB, e, 2, 0xFF, 0x200, "100-1FF");
+	expect_span(MIB, f, 3, 0xFFE, 0x1000, "");
+	expect_span(MIB, g, 2, 0xFFE, 0x1000, "FFF-FFF");
+	pv_wal_segno_name(1, 0xFFF, MIB, name);
+	ck_assert_str_eq(name, "000000010000000000000FFF");
+	expect_span(64 * MIB, h, 3, 0x3F, 0x41, "");
+	expect_span(64 * MIB, i, 2, 0x3E, 0x41, "3F-40");
+	pv_wal_segno_name(1, 0x40, 64 * MIB, name);
+	ck_assert_str_eq(name, "000000010000000100000000");
+	expect_span(1024 * MIB, j, 3, 0x2, 0x4, "");
+	expect_span(1024 * MIB, k, 4, 0x2, 0x8, "3-3,5-6");
+	pv_wal_segno_name(1, 0x7, 1024 * MIB, name);
+	ck_assert_str_eq(name, "000000010000000100000003");
+}
+END_TEST
+
+/* Only segments under their own key count; timelines are separate; history names are collected. */
+START_TEST(test_scan_what_counts)
+{
+	static const uint64_t t1[] = {0x10, 0x11, 0x13};
+	static const uint64_t t2[] = {0x12, 0x13};
+	static const char *const other[] = {
+		"wal/0000000100000000/000000010000000000000012.partial",
+		"wal/0000000100000000/000000010000000000000012.00000028.backup",
+		"wal/0000000100000001/000000010000000000000012",	/* misplaced */
+		"wal/0000000100000000/00000001000000000000001g",
+		"wal/0000000100000000/000000010000000000000040",	/* no such seg field for 64 MiB */
+		"wal/0000000200000000/00000002.history",
+		"wal/system.json",
+	};
+	pv_storage_list_result l = {0};
+	pv_wal_scan sc;
+	const pv_wal_span *sp;
+
+	seg_keys(&l, 1, t1, 3, 64 * MIB);
+	seg_keys(&l, 2, t2, 2, 64 * MIB);
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+	{
+		l.entries = pv_realloc(l.entries, (l.count + 1) * sizeof(pv_storage_entry));
+		l.entries[l.count].key = pv_strdup(other[i]);
+		l.entries[l.count].size = 1;
+		l.entries[l.count].mtime = 1;
+		l.count++;
+	}
+	l.cap = l.count;
+	qsort(l.entries, l.count, sizeof(pv_storage_entry), entry_cmp);
+	scan_list(&l, 64 * MIB, &sc);
+	ck_assert_uint_eq(sc.nspans, 2);
+	sp = pv_wal_scan_span(&sc, 1);
+	ck_assert_uint_eq(sp->count, 3);
+	ck_assert_uint_eq(sp->bytes, 1000 * 3 + 0x10 + 0x11 + 0x13);
+	ck_assert_uint_eq(sp->ngaps, 1);
+	ck_assert_uint_eq(sp->gaps[0].from, 0x12);
+	sp = pv_wal_scan_span(&sc, 2);
+	ck_assert_uint_eq(sp->first, 0x12);
+	ck_assert_uint_eq(sp->count, 2);
+	ck_assert_uint_eq(sp->ngaps, 0);
+	ck_assert_ptr_null(pv_wal_scan_span(&sc, 3));
+	ck_assert_uint_eq(sc.nhistory, 1);
+	ck_assert_str_eq(sc.history[0], "00000002.history");
+	pv_wal_scan_free(&sc);
+	/* an invalid segment size finds nothing */
+	{
+		pv_wal_scan_opts o = {.seg_size = 3 * MIB};
+
+		pv_wal_scan_init(&sc, &o);
+		ck_assert(!pv_wal_scan_add(&sc, l.entries[0].key, 1, 1));
+		ck_assert_uint_eq(sc.nspans, 0);
+		pv_wal_scan_free(&sc);
+	}
+	pv_storage_list_result_free(&l);
+}
+END_TEST
+
+/* Segments stored in a real (local) repository storage. */
+static void
+store_segments(pv_storage *st, uint32_t tli, const uint64_t *segnos, size_t n, uint32_t seg_size)
+{
+	for (size_t i = 0; i < n; i++)
+	{
+		pv_wal_name w;
+		char		key[PV_WAL_KEY_MAX];
+		pv_err		err;
+
+		pv_wal_name_segment(tli, segnos[i], seg_size, &w);
+		pv_wal_object_key(&w, key);
+		ck_assert_msg(pv_storage_put(st, key, "x", 1, &err) == 0, "%s", err.msg);
+	}
+}
+
+/*
+ * One timeline from a segment on, as restore checks it: the first segment
+ * is expected, a gap stops the scan, a segment past `to` ends it; listed in
+ * pages of 2 so that every page boundary is crossed.
+ */
+START_TEST(test_scan_storage_from)
+{
+	static const uint64_t t1[] = {0x1, 0x2, 0xFE, 0xFF, 0x101, 0x102, 0x103};
+	static const uint64_t t2[] = {0xFE, 0xFF};
+	char	   *dir = tu_tempdir();
+	pv_err		err;
+	pv_storage *st = pv_storage_posix_new(dir, &err);
+	pv_wal_scan_opts o = {.seg_size = 16 * MIB, .tli = 1, .from = 0xFE, .to = UINT64_MAX, .stop_at_gap = true,
+	.page_size = 2};
+	pv_wal_scan sc;
+	const pv_wal_span *sp;
+
+	ck_assert_ptr_nonnull(st);
+	store_segments(st, 1, t1, 7, 16 * MIB);
+	store_segments(st, 2, t2, 2, 16 * MIB);
+	/* FE FF found, 1/00 missing: the scan stops there */
+	ck_assert_int_eq(pv_wal_scan_storage(st, &o, &sc, &err), 0);
+	sp = pv_wal_scan_span(&sc, 1);
+	ck_assert_uint_eq(sp->count, 2);
+	ck_assert_uint_eq(sp->last, 0xFF);
+	ck_assert(sc.gap);
+	ck_assert_uint_eq(sc.next, 0x100);
+	ck_assert_uint_eq(sp->ngaps, 1);
+	ck_assert_uint_eq(sp->gaps[0].from, 0x100);
+	ck_assert_uint_eq(sp->gaps[0].to, 0x100);
+	pv_wal_scan_free(&sc);
+	/* without stopping: everything from FE on, and not segments 1 and 2 */
+	o.stop_at_gap = false;
+	ck_assert_int_eq(pv_wal_scan_storage(st, &o, &sc, &err), 0);
+	sp = pv_wal_scan_span(&sc, 1);
+	ck_assert_uint_eq(sp->count, 5);
+	ck_assert_uint_eq(sp->first, 0xFE);
+	ck_assert_uint_eq(sp->last, 0x103);
+	ck_assert_uint_eq(sc.next, 0x100);
+	ck_assert_uint_eq(sc.nspans, 1);
+	pv_wal_scan_free(&sc);
+	/* the expected first segment missing is a gap too */
+	o.from = 0xFD;
+	o.stop_at_gap = true;
+	ck_assert_int_eq(pv_wal_scan_storage(st, &o, &sc, &err), 0);
+	ck_assert(sc.gap);
+	ck_assert_uint_eq(sc.next, 0xFD);
+	ck_assert_uint_eq(pv_wal_scan_span(&sc, 1)->count, 0);
+	pv_wal_scan_free(&sc);
+	/* a range that ends before the gap is complete */
+	o.from = 0xFE;
+	o.to = 0xFF;
+	ck_assert_int_eq(pv_wal_scan_storage(st, &o, &sc, &err), 0);
+	ck_assert(!sc.gap);
+	ck_assert_uint_eq(sc.next, 0x100);
+	ck_assert_uint_eq(pv_wal_scan_span(&sc, 1)->count, 2);
+	pv_wal_scan_free(&sc);
+	/* from the next log on: 1/01 .. 1/03 */
+	o.from = 0x101;
+	o.to = UINT64_MAX;
+	ck_assert_int_eq(pv_wal_scan_storage(st, &o, &sc, &err), 0);
+	ck_assert(!sc.gap);
+	ck_assert_uint_eq(sc.next, 0x104);
+	ck_assert_uint_eq(pv_wal_scan_span(&sc, 1)->count, 3);
+	pv_wal_scan_free(&sc);
+	/* timeline 2 alone; nothing on timeline 3 */
+	o.tli = 2;
+	o.from = 0xFE;
+	ck_assert_int_eq(pv_wal_scan_storage(st, &o, &sc, &err), 0);
+	ck_assert_uint_eq(sc.nspans, 1);
+	ck_assert_uint_eq(sc.next, 0x100);
+	pv_wal_scan_free(&sc);
+	o.tli = 3;
+	ck_assert_int_eq(pv_wal_scan_storage(st, &o, &sc, &err), 0);
+	ck_assert_uint_eq(sc.nspans, 0);
+	ck_assert(!sc.gap);
+	ck_assert_uint_eq(sc.next, 0xFE);
+	pv_wal_scan_free(&sc);
+	pv_storage_free(st);
+	tu_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
+/* The archive's segment size: wal/system.json with the key, else guessed from the names. */
+START_TEST(test_archive_seg_size)
+{
+	static const uint64_t small[] = {0x1, 0x2};
+	static const uint64_t mib8[] = {0x1FF};
+	static const uint64_t mib1[] = {0xFFF};
+	env			e;
+	pv_storage_list_result l = {0};
+	uint32_t	seg_size;
+	bool		known;
+	pv_err		err;
+	pv_keys    *keys;
+	const char *json = "{\"wal_segment_size\": 67108864, \"system_identifier\": \"1\"}";
+
+	env_init(&e);
+	/* nothing listed: 16 MiB, not known */
+	ck_assert_int_eq(pv_wal_archive_seg_size(e.repo, NULL, &seg_size, &known, &err), 0);
+	ck_assert_uint_eq(seg_size, 16 * MIB);
+	ck_assert(!known);
+	seg_keys(&l, 1, small, 2, 16 * MIB);
+	ck_assert_int_eq(pv_wal_archive_seg_size(e.repo, &l, &seg_size, &known, &err), 0);
+	ck_assert_uint_eq(seg_size, 16 * MIB);
+	seg_keys(&l, 1, mib8, 1, 8 * MIB);
+	ck_assert_int_eq(pv_wal_archive_seg_size(e.repo, &l, &seg_size, &known, &err), 0);
+	ck_assert_uint_eq(seg_size, 8 * MIB);
+	ck_assert(!known);
+	seg_keys(&l, 1, mib1, 1, MIB);
+	ck_assert_int_eq(pv_wal_archive_seg_size(e.repo, &l, &seg_size, &known, &err), 0);
+	ck_assert_uint_eq(seg_size, MIB);
+	/* recorded: that size, known */
+	ck_assert_int_eq(pv_repo_put_sealed(e.repo, PV_WAL_SYSTEM_KEY, PV_OBJ_WAL, json, strlen(json), &err), 0);
+	ck_assert_int_eq(pv_wal_archive_seg_size(e.repo, &l, &seg_size, &known, &err), 0);
+	ck_assert_uint_eq(seg_size, 64 * MIB);
+	ck_assert(known);
+	/* without the key it cannot be read: guessed */
+	keys = e.repo->keys;
+	e.repo->keys = NULL;
+	ck_assert_int_eq(pv_wal_archive_seg_size(e.repo, &l, &seg_size, &known, &err), 0);
+	ck_assert_uint_eq(seg_size, MIB);
+	ck_assert(!known);
+	e.repo->keys = keys;
+	/* a record without a valid size is an error naming the object (and the guess is given) */
+	json = "{\"wal_segment_size\": 3000000}";
+	ck_assert_int_eq(pv_repo_put_sealed(e.repo, PV_WAL_SYSTEM_KEY, PV_OBJ_WAL, json, strlen(json), &err), 0);
+	ck_assert_int_eq(pv_wal_archive_seg_size(e.repo, &l, &seg_size, &known, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "wal/system.json"));
+	ck_assert_uint_eq(seg_size, MIB);
+	ck_assert(!known);
+	pv_storage_list_result_free(&l);
+	env_free(&e);
+}
+END_TEST
+
 /* ---------------------------------------------------- segment headers */
 
 static void
@@ -1055,6 +1420,11 @@ suite_wal(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_segno);
+	tcase_add_test(tc, test_segment_of_lsn);
+	tcase_add_test(tc, test_scan_log_boundaries);
+	tcase_add_test(tc, test_scan_what_counts);
+	tcase_add_test(tc, test_scan_storage_from);
+	tcase_add_test(tc, test_archive_seg_size);
 	tcase_add_test(tc, test_segment_header);
 	tcase_add_test(tc, test_hash);
 	tcase_add_test(tc, test_hash_vectors);

@@ -14,7 +14,8 @@
 #include "repo/lock.h"
 #include "repo/manifest.h"
 #include "repo/pack.h"
-#include "sched/prune.h"
+#include "expire/prune.h"
+#include "wal/wal.h"
 
 #define TEMP_MAX_AGE_S (24 * 3600)	/* a temp file untouched this long has no writer */
 
@@ -185,7 +186,7 @@ plan_wal(expire_state *st, pv_err *err)
 		if (!st->keep[i] || m->wal_segment_size == 0)
 			continue;
 		starts[n].timeline = m->stop_timeline != 0 && m->stop_timeline < m->timeline ? m->stop_timeline : m->timeline;
-		starts[n].pos = pv_retention_wal_pos(m->start_lsn, m->wal_segment_size);
+		starts[n].pos = pv_wal_lsn_pos(m->start_lsn, m->wal_segment_size);
 		n++;
 	}
 	/* no policy keeps everything, WAL included */

@@ -5,8 +5,8 @@
  * so that the policy can be tested as a table; prune.h applies them.
  * docs/retention.md describes the policies with worked examples.
  */
-#ifndef PV_SCHED_RETENTION_H
-#define PV_SCHED_RETENTION_H
+#ifndef PV_EXPIRE_RETENTION_H
+#define PV_EXPIRE_RETENTION_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,11 +69,8 @@ extern const char *pv_retention_reasons(unsigned reasons, char *buf, size_t len)
 typedef struct pv_retention_start
 {
 	uint32_t	timeline;		/* the lower of its start and stop timeline */
-	uint64_t	pos;			/* (log << 32) | seg of its first WAL segment */
+	uint64_t	pos;			/* of its first WAL segment: pv_wal_lsn_pos (wal/wal.h) */
 } pv_retention_start;
-
-/* pos of the segment holding lsn, for a segment size. */
-extern uint64_t pv_retention_wal_pos(uint64_t lsn, uint32_t seg_size);
 
 /*
  * Whether WAL file 'name' (a bare name: segment, .partial or .backup file)

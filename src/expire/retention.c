@@ -7,7 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "sched/retention.h"
+#include "expire/retention.h"
+#include "wal/wal.h"
 
 void
 pv_retention_policy_from_config(const pv_config *cfg, pv_retention_policy *p)
@@ -144,66 +145,21 @@ pv_retention_reasons(unsigned reasons, char *buf, size_t len)
 	return buf;
 }
 
-uint64_t
-pv_retention_wal_pos(uint64_t lsn, uint32_t seg_size)
-{
-	uint64_t	segno = lsn / seg_size;
-	uint64_t	per_log = UINT64_C(0x100000000) / seg_size;
-
-	return (segno / per_log) << 32 | (segno % per_log);
-}
-
-static bool
-hex_field(const char *s, size_t n, uint32_t *out)
-{
-	uint32_t	v = 0;
-
-	for (size_t i = 0; i < n; i++)
-	{
-		char		c = s[i];
-
-		if (c >= '0' && c <= '9')
-			v = v << 4 | (uint32_t) (c - '0');
-		else if (c >= 'A' && c <= 'F')
-			v = v << 4 | (uint32_t) (c - 'A' + 10);
-		else
-			return false;
-	}
-	*out = v;
-	return true;
-}
-
-/* Timeline and position of a segment, .partial or .backup name. */
-static bool
-parse_wal(const char *name, uint32_t *tli, uint64_t *pos)
-{
-	size_t		len = strlen(name);
-	uint32_t	t;
-	uint32_t	log;
-	uint32_t	seg;
-	uint32_t	off;
-
-	if (len < 24 || !hex_field(name, 8, &t) || !hex_field(name + 8, 8, &log) || !hex_field(name + 16, 8, &seg) || t == 0)
-		return false;
-	if (len != 24 && strcmp(name + 24, ".partial") != 0 &&
-		!(len == 40 && name[24] == '.' && hex_field(name + 25, 8, &off) && strcmp(name + 33, ".backup") == 0))
-		return false;
-	*tli = t;
-	*pos = (uint64_t) log << 32 | seg;
-	return true;
-}
-
 bool
 pv_retention_wal_expired(const char *name, const pv_retention_start *kept, size_t n)
 {
+	pv_wal_name w;
+	pv_err		ignored;
 	uint32_t	tli;
 	uint64_t	pos;
 	uint64_t	cutoff = UINT64_MAX;
 	uint64_t	cutoff_all = UINT64_MAX;
 	bool		any = false;
 
-	if (n == 0 || !parse_wal(name, &tli, &pos))
+	if (n == 0 || pv_wal_name_parse(name, &w, &ignored) != 0 || w.kind == PV_WAL_HISTORY)
 		return false;
+	tli = w.tli;
+	pos = pv_wal_name_pos(&w);
 	for (size_t i = 0; i < n; i++)
 	{
 		if (kept[i].pos < cutoff_all)

@@ -19,15 +19,15 @@
  * nor are the packs a young index object points into: they may belong to a
  * backup that is still running (on another host).
  */
-#ifndef PV_SCHED_PRUNE_H
-#define PV_SCHED_PRUNE_H
+#ifndef PV_EXPIRE_PRUNE_H
+#define PV_EXPIRE_PRUNE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "config/conf.h"
 #include "repo/repo.h"
-#include "sched/retention.h"
+#include "expire/retention.h"
 
 typedef struct pv_expire_opts
 {
